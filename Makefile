@@ -1,0 +1,34 @@
+# Two entry points: `make run` (set up + the default study) and `make test` (set up + the test suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+export DVC_NO_ANALYTICS := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup run test lint clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 first (the CPU build); every install goes through constraints.txt so nothing drifts.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch drifted to ' + v)"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/dvc repro
+	@cat results/sentiment/report.md
+
+test: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

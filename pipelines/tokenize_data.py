@@ -1,0 +1,16 @@
+"""DVC stage `tokenize`: tokenizer.json built from the train split, and token ids for every split."""
+
+from rnnlab.data.prepare import tokenize
+from rnnlab.errors import exit_on_user_error
+from rnnlab.pipeline import stage_config
+
+
+@exit_on_user_error
+def main() -> None:
+    cfg = stage_config()
+    stats = tokenize(cfg.tokenizer, cfg.paths.prepared_dir, cfg.paths.tokenized_dir)
+    print(f"tokenize: {cfg.data.name}: {stats}")
+
+
+if __name__ == "__main__":
+    main()

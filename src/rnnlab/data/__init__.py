@@ -1,0 +1,1 @@
+"""Data: sources, readers, splits, tokenization, batching and DataModules."""

@@ -1,0 +1,72 @@
+"""LightningDataModule for classification over the token ids written by the `tokenize` stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from rnnlab.data.batching import BucketBatchSampler, pad_batch, truncate
+from rnnlab.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(self, ids: list[torch.Tensor], labels: torch.Tensor):
+        self.ids, self.labels = ids, labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return self.ids[i], self.labels[i]
+
+
+def collate(items):
+    ids, lengths = pad_batch([seq for seq, _ in items])
+    return {"input_ids": ids, "lengths": lengths, "labels": torch.stack([label for _, label in items])}
+
+
+class ClassificationDataModule(pl.LightningDataModule):
+    def __init__(self, tokenized_dir: str, batch_size: int = 64, eval_batch_size: int = 256,
+                 max_length: int | None = None, truncation_side: str = "head", pool_batches: int = 50,
+                 num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.tokenized_dir = Path(tokenized_dir)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.max_length, self.truncation_side = max_length, truncation_side
+        self.pool_batches, self.num_workers, self.seed = pool_batches, num_workers, seed
+        self.splits: dict[str, _Encoded] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        data_dir = self.tokenized_dir / "data"
+        if not (data_dir / "dataset_dict.json").exists():
+            raise DataError(f"{self.tokenized_dir} holds no tokenized data: run `dvc repro` (or the tokenize "
+                            "stage) for this data set first")
+        from datasets import load_from_disk
+
+        dataset = load_from_disk(str(data_dir))
+        for split in SPLITS:
+            rows = dataset[split]
+            ids = [torch.tensor(truncate(seq, self.max_length, self.truncation_side)) for seq in rows["input_ids"]]
+            self.splits[split] = _Encoded(ids, torch.tensor(rows["label"], dtype=torch.long))
+
+    def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
+        data = self.splits[split]
+        sampler = BucketBatchSampler([len(s) for s in data.ids], self.batch_size if train else self.eval_batch_size,
+                                     shuffle=train, seed=self.seed, pool_batches=self.pool_batches)
+        return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
+                                           num_workers=self.num_workers)
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("validation", train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", train=False)

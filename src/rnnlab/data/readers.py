@@ -1,0 +1,60 @@
+"""Readers: turn a raw file into validated (text, label) records, with counts of what was dropped."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnlab.errors import DataError
+
+
+@dataclass
+class LabelledTexts:
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    dropped_empty: int = 0  # empty or whitespace-only texts are dropped and counted, not refused
+
+
+def read_labelled_csv(path: str | Path, text_column: str, label_column: str, labels: list[str],
+                      row_filter: dict | None = None) -> LabelledTexts:
+    """Read a CSV of texts and integer labels in 0..len(labels)-1 (or label names).
+
+    Rows failing `row_filter` ({column: value}) are skipped. A label outside the declared set is refused
+    with its line number; a missing column is refused naming the columns that exist.
+    """
+    csv.field_size_limit(sys.maxsize)  # IMDB reviews exceed the default 128 KiB field limit
+    path = Path(path)
+    row_filter = dict(row_filter or {})
+    names = [str(name) for name in labels]
+    out = LabelledTexts()
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        for needed in (text_column, label_column, *row_filter):
+            if needed not in columns:
+                raise DataError(f"{path}: no column {needed!r} (columns: {columns}). "
+                                "Fix data.text_column / data.label_column / data.filter to name existing columns.")
+        for row in reader:
+            if any(row[col] != str(value) for col, value in row_filter.items()):
+                continue
+            text = row[text_column] or ""
+            if not text.strip():
+                out.dropped_empty += 1
+                continue
+            out.texts.append(text)
+            out.labels.append(_label_index(row[label_column], names, path, reader.line_num))
+    if not out.texts:
+        raise DataError(f"{path}: no usable rows (filter {row_filter}, {out.dropped_empty} empty texts)")
+    return out
+
+
+def _label_index(raw: str, names: list[str], path: Path, line: int) -> int:
+    raw = (raw or "").strip()
+    if raw in names:
+        return names.index(raw)
+    if raw.lstrip("-").isdigit() and 0 <= int(raw) < len(names):
+        return int(raw)
+    raise DataError(f"{path}:{line}: label {raw!r} is not in the declared set {names} "
+                    f"(or 0..{len(names) - 1}). Fix the file or data.labels.")

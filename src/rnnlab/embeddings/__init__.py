@@ -1,0 +1,1 @@
+"""Input representations aligned to a tokenizer's vocabulary (row i = token id i)."""

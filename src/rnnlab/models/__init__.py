@@ -1,0 +1,1 @@
+"""Models: the one recurrent encoder (rnn | lstm | gru) and the heads built on it."""

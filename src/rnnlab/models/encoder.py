@@ -1,0 +1,86 @@
+"""The recurrent encoder: the one place where rnn / lstm / gru, depth and direction are chosen.
+
+Padding is handled exactly without packing: each layer runs a fused single-direction cuDNN/MKL kernel over the
+right-padded batch; the backward direction runs over each sequence reversed *within its own length*, so pads never
+reach a real position. Outputs at pad positions are zero. `hidden_size` is per direction: a bidirectional encoder
+outputs 2 * hidden_size features per token.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rnnlab.errors import ConfigError
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+NONLINEARITIES = ("tanh", "relu")
+
+
+def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse x[b, :lengths[b]] along time for each b; positions past the length stay in place."""
+    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # [1, T]
+    last = (lengths.to(x.device) - 1).unsqueeze(1)  # [B, 1]
+    index = torch.where(steps <= last, last - steps, steps)  # [B, T]
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+def make_cell(cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh") -> nn.RNNBase:
+    """One single-layer, single-direction recurrent module (batch first)."""
+    if cell not in CELLS:
+        raise ConfigError(f"model.cell={cell!r} is not a known cell: choose one of {sorted(CELLS)}")
+    kwargs = {"batch_first": True}
+    if cell == "rnn":
+        if nonlinearity not in NONLINEARITIES:
+            raise ConfigError(f"model.nonlinearity={nonlinearity!r} must be one of {NONLINEARITIES}")
+        kwargs["nonlinearity"] = nonlinearity
+    return CELLS[cell](input_size, hidden_size, **kwargs)
+
+
+class RecurrentEncoder(nn.Module):
+    """Stacked (bi)directional rnn / lstm / gru with dropout between layers and exact padding.
+
+    forward(x [B, T, input_size], lengths [B]) -> (outputs [B, T, output_size], summary [B, output_size]):
+    `summary` is the top layer's last forward state with (if bidirectional) its first backward state, i.e.
+    the states after reading each whole sequence in each direction.
+    """
+
+    def __init__(self, input_size: int, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh"):
+        super().__init__()
+        if num_layers < 1:
+            raise ConfigError(f"model.num_layers={num_layers} must be at least 1")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
+        self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * directions
+        self.forward_layers = nn.ModuleList()
+        self.backward_layers = nn.ModuleList()
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else self.output_size
+            self.forward_layers.append(make_cell(cell, layer_input, hidden_size, nonlinearity))
+            if bidirectional:
+                self.backward_layers.append(make_cell(cell, layer_input, hidden_size, nonlinearity))
+        self.dropout = nn.Dropout(dropout)  # like nn.LSTM: between layers only
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1))
+        mask = mask.unsqueeze(-1).to(x.dtype)
+        for layer in range(self.num_layers):
+            if layer > 0:
+                x = self.dropout(x)
+            out, _ = self.forward_layers[layer](x)
+            if self.bidirectional:
+                back, _ = self.backward_layers[layer](reverse_within_length(x, lengths))
+                out = torch.cat([out, reverse_within_length(back, lengths)], dim=-1)
+            x = out * mask
+        return x, self.summary(x, lengths)
+
+    def summary(self, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        last = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, self.hidden_size)
+        forward_last = outputs[..., :self.hidden_size].gather(1, last).squeeze(1)
+        if not self.bidirectional:
+            return forward_last
+        return torch.cat([forward_last, outputs[:, 0, self.hidden_size:]], dim=-1)

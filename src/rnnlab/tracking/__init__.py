@@ -1,0 +1,1 @@
+"""MLflow wiring (URI, experiments, parent/child runs, artifacts) and the comparison report."""

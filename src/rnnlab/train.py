@@ -1,0 +1,121 @@
+"""`rnnlab-train`: train one configuration, or a sweep with `-m`, and track it in MLflow.
+
+    rnnlab-train model.cell=gru
+    rnnlab-train -m model.cell=rnn,lstm,gru model.num_layers=1,2 model.bidirectional=false,true
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.config import conf_dir
+from rnnlab.errors import RnnlabError
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, test the best checkpoint, log everything to one MLflow run; return the run's summary metrics."""
+    import pytorch_lightning as pl
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    from rnnlab.data.datamodule import ClassificationDataModule
+    from rnnlab.data.tokenization import load_tokenizer
+    from rnnlab.embeddings.build import load_matrix
+    from rnnlab.io import sha256_tree
+    from rnnlab.models.classifier import count_parameters
+    from rnnlab.tracking import runs
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
+
+    tokenized_dir = Path(cfg.paths.tokenized_dir)
+    datamodule = ClassificationDataModule(
+        str(tokenized_dir), batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
+        max_length=cfg.data.max_length, truncation_side=cfg.data.truncation_side,
+        pool_batches=cfg.data.pool_batches, num_workers=cfg.data.num_workers, seed=cfg.seed)
+    datamodule.setup()
+    tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
+    num_classes = len(cfg.data.labels)
+    model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(), num_classes=num_classes,
+                        embedding_dim=cfg.embedding.dim, freeze_embedding=cfg.embedding.get("freeze", False),
+                        embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
+    task = instantiate(cfg.task, model=model, num_classes=num_classes, optimizer=instantiate(cfg.optimizer),
+                       _recursive_=False)
+
+    uri = runs.tracking_uri(cfg.logger)
+    client = runs.client(uri)
+    exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
+    parent_id = runs.read_parent_run_id(sweep_dir)
+    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(),
+            "rnnlab.data_hash": sha256_tree(tokenized_dir / "data"),
+            "rnnlab.tokenizer_hash": sha256_tree(tokenized_dir / "tokenizer.json")}
+    if parent_id:
+        tags[runs.PARENT_TAG] = parent_id
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run_name = cfg.run_name or default_run_name(cfg.model)
+    try:
+        with runs.run(client, exp_id, run_name, tags) as mlflow_run:
+            run_id = mlflow_run.info.run_id
+            counts = count_parameters(model)
+            runs.log_params(client, run_id, runs.flatten(resolved))
+            client.log_dict(run_id, resolved, "config.yaml")
+            runs.log_metrics(client, run_id, counts)
+            callbacks = [instantiate(cb) for cb in cfg.callbacks.values()]
+            checkpoint = next(cb for cb in callbacks if isinstance(cb, pl.callbacks.ModelCheckpoint))
+            checkpoint.dirpath = str(output_dir / "checkpoints")
+            trainer = instantiate(cfg.trainer, logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),
+                                  callbacks=callbacks, default_root_dir=str(output_dir))
+            start = time.perf_counter()
+            trainer.fit(task, datamodule=datamodule)
+            fit_seconds = time.perf_counter() - start
+            trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
+            summary = {key: float(value) for key, value in trainer.callback_metrics.items()
+                       if key.startswith("test_")}
+            summary.update({
+                "best_val_acc": task.best_val_acc, "fit_seconds": fit_seconds,
+                "epochs": trainer.current_epoch, "train_seconds": task.train_seconds,
+                "train_tokens_per_sec": task.train_tokens / max(task.train_seconds, 1e-9),
+                "params_total": counts["params_total"], "params_trainable": counts["params_trainable"]})
+            runs.log_metrics(client, run_id, summary, step=trainer.global_step)
+            client.log_artifact(run_id, str(tokenized_dir / "tokenizer.json"))
+            if cfg.logger.get("log_checkpoint", True) and checkpoint.best_model_path:
+                client.log_artifact(run_id, checkpoint.best_model_path, "checkpoints")
+    except BaseException:
+        if parent_id:  # a failed child fails the sweep it belongs to
+            client.set_terminated(parent_id, "FAILED")
+        raise
+    print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
+    return {"run_id": run_id, **summary}
+
+
+def default_run_name(model_cfg) -> str:
+    return f"{model_cfg.cell}-{model_cfg.num_layers}l-{'bi' if model_cfg.bidirectional else 'uni'}"
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
+def _main(cfg: DictConfig) -> float:
+    try:
+        result = train(cfg)
+    except RnnlabError as err:
+        print(f"rnnlab: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return result["best_val_acc"]  # what a hyper-parameter sweeper maximises
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()
