@@ -1,6 +1,6 @@
 """DVC stage `tokenize`: tokenizer.json built from the train split, and token ids for every split."""
 
-from rnnlab.data.prepare import tokenize
+from rnnlab.data.tokenization import tokenize_splits
 from rnnlab.errors import exit_on_user_error
 from rnnlab.pipeline import stage_config
 
@@ -8,7 +8,7 @@ from rnnlab.pipeline import stage_config
 @exit_on_user_error
 def main() -> None:
     cfg = stage_config()
-    stats = tokenize(cfg.tokenizer, cfg.paths.prepared_dir, cfg.paths.tokenized_dir)
+    stats = tokenize_splits(cfg.tokenizer, cfg.paths.prepared_dir, cfg.paths.tokenized_dir)
     print(f"tokenize: {cfg.data.name}: {stats}")
 
 

@@ -35,6 +35,7 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
@@ -107,10 +108,20 @@ def default_run_name(model_cfg) -> str:
 def _main(cfg: DictConfig) -> float:
     try:
         result = train(cfg)
-    except RnnlabError as err:
-        print(f"rnnlab: error: {err}", file=sys.stderr)
+    except Exception as err:
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        print(f"rnnlab: error: {user_error}", file=sys.stderr)
         sys.exit(2)
     return result["best_val_acc"]  # what a hyper-parameter sweeper maximises
+
+
+def _user_error(err: BaseException | None) -> RnnlabError | None:
+    """The RnnlabError behind `err`, also when hydra.utils.instantiate wrapped it."""
+    while err is not None and not isinstance(err, RnnlabError):
+        err = err.__cause__
+    return err
 
 
 def main() -> None:

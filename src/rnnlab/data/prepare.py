@@ -1,4 +1,4 @@
-"""The `prepare` and `tokenize` stages: raw file -> split DatasetDict -> tokenizer.json + token ids."""
+"""The `prepare` stage: raw file -> validated records -> seeded, stratified DatasetDict."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from rnnlab.data.sources import raw_filename
 from rnnlab.data.splits import stratified_split
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, write_json
-
-SPLITS = ("train", "validation", "test")
 
 
 def prepare(data_cfg, raw_dir: str | Path, out_dir: str | Path) -> dict:
@@ -31,30 +29,5 @@ def prepare(data_cfg, raw_dir: str | Path, out_dir: str | Path) -> dict:
              **{f"{name}_rows": len(idx) for name, idx in rows.items()}}
     with atomic_dir(out_dir) as tmp:
         parts.save_to_disk(str(tmp / "data"))
-        write_json(tmp / "stats.json", stats)
-    return stats
-
-
-def tokenize(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path) -> dict:
-    """Build the tokenizer from the train split only and write token ids for every split."""
-    from datasets import load_from_disk
-
-    from rnnlab.data.tokenization import build_tokenizer
-
-    dataset = load_from_disk(str(Path(prepared_dir) / "data"))
-    tokenizer = build_tokenizer(dataset["train"]["text"], tokenizer_cfg)
-
-    def encode(batch):
-        ids = [enc.ids for enc in tokenizer.encode_batch(batch["text"])]
-        return {"input_ids": ids, "length": [len(seq) for seq in ids]}
-
-    encoded = dataset.map(encode, batched=True, batch_size=1000, remove_columns=["text"])
-    unk = sum(seq.count(1) for seq in encoded["train"]["input_ids"])
-    tokens = sum(encoded["train"]["length"])
-    stats = {"vocab_size": tokenizer.get_vocab_size(), "train_tokens": tokens,
-             "train_unk_rate": unk / max(tokens, 1)}
-    with atomic_dir(out_dir) as tmp:
-        tokenizer.save(str(tmp / "tokenizer.json"))
-        encoded.save_to_disk(str(tmp / "data"))
         write_json(tmp / "stats.json", stats)
     return stats

@@ -54,7 +54,7 @@ def _label_index(raw: str, names: list[str], path: Path, line: int) -> int:
     raw = (raw or "").strip()
     if raw in names:
         return names.index(raw)
-    if raw.lstrip("-").isdigit() and 0 <= int(raw) < len(names):
+    if raw.isascii() and raw.isdigit() and int(raw) < len(names):
         return int(raw)
     raise DataError(f"{path}:{line}: label {raw!r} is not in the declared set {names} "
                     f"(or 0..{len(names) - 1}). Fix the file or data.labels.")

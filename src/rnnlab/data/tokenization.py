@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rnnlab.errors import ConfigError
+from rnnlab.io import atomic_dir, write_json
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -55,3 +58,27 @@ def load_tokenizer(path):
     from tokenizers import Tokenizer
 
     return Tokenizer.from_file(str(path))
+
+
+def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path) -> dict:
+    """Build the tokenizer from the train split only and write token ids for every split."""
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(Path(prepared_dir) / "data"))
+    tokenizer = build_tokenizer(dataset["train"]["text"], tokenizer_cfg)
+
+    def encode(batch):
+        ids = [enc.ids for enc in tokenizer.encode_batch(batch["text"])]
+        return {"input_ids": ids, "length": [len(seq) for seq in ids]}
+
+    # keep_in_memory: no cache-*.arrow files written into the `prepare` stage output
+    encoded = dataset.map(encode, batched=True, batch_size=1000, remove_columns=["text"], keep_in_memory=True)
+    unk = sum(seq.count(1) for seq in encoded["train"]["input_ids"])
+    tokens = sum(encoded["train"]["length"])
+    stats = {"vocab_size": tokenizer.get_vocab_size(), "train_tokens": tokens,
+             "train_unk_rate": unk / max(tokens, 1)}
+    with atomic_dir(out_dir) as tmp:
+        tokenizer.save(str(tmp / "tokenizer.json"))
+        encoded.save_to_disk(str(tmp / "data"))
+        write_json(tmp / "stats.json", stats)
+    return stats

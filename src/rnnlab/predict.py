@@ -1,0 +1,79 @@
+"""`rnnlab-predict`: classify texts with the best checkpoint of a finished MLflow run.
+
+    rnnlab-predict run_id=<MLflow run id> text="the movie was okay"
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from rnnlab.errors import ConfigError, exit_on_user_error
+
+
+def load_run(run_id: str, tracking_uri: str | None = None):
+    """(model, tokenizer, config) of a training run, rebuilt from its logged artifacts."""
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from rnnlab.data.tokenization import load_tokenizer
+    from rnnlab.tracking import runs
+
+    client = runs.client(tracking_uri or runs.tracking_uri())
+    try:
+        client.get_run(run_id)
+    except Exception as err:
+        raise ConfigError(f"run_id={run_id!r} is not a run in {tracking_uri or runs.tracking_uri()}: "
+                          "take one from the MLflow UI or results/<study>/runs.json") from err
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            config = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", tmp))
+            tokenizer = load_tokenizer(client.download_artifacts(run_id, "tokenizer.json", tmp))
+            checkpoint = torch.load(client.download_artifacts(run_id, "checkpoints/best.ckpt", tmp),
+                                    map_location="cpu", weights_only=False)
+        except Exception as err:
+            raise ConfigError(f"run {run_id} has no model artifacts (config.yaml, tokenizer.json, "
+                              "checkpoints/best.ckpt); did it finish?") from err
+    model = instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), num_classes=len(config.data.labels),
+                        embedding_dim=config.embedding.dim)
+    state = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()
+             if key.startswith("model.")}
+    model.load_state_dict(state)
+    return model.eval(), tokenizer, config
+
+
+def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
+    """Label and class probabilities for each text (truncated as in training)."""
+    import torch
+
+    from rnnlab.data.batching import pad_batch, truncate
+
+    ids = [torch.tensor(truncate(tokenizer.encode(text).ids, config.data.max_length, config.data.truncation_side))
+           for text in texts]
+    input_ids, lengths = pad_batch(ids)
+    with torch.no_grad():
+        probs = torch.softmax(model(input_ids, lengths), dim=-1)
+    labels = list(config.data.labels)
+    return [{"text": text, "label": labels[int(p.argmax())],
+             "probabilities": {name: round(float(v), 4) for name, v in zip(labels, p, strict=True)}}
+            for text, p in zip(texts, probs, strict=True)]
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
+    if "run_id" not in args or not ({"text", "file"} & args.keys()):
+        raise ConfigError("usage: rnnlab-predict run_id=<MLflow run id> text=\"...\" | file=<one text per line> "
+                          "[tracking_uri=...]")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    texts = [args["text"]] if "text" in args else Path(args["file"]).read_text().splitlines()
+    model, tokenizer, config = load_run(args["run_id"], args.get("tracking_uri"))
+    for row in predict(model, tokenizer, config, texts):
+        print(f"{row['label']}\t{row['probabilities']}\t{row['text']}")
+
+
+if __name__ == "__main__":
+    main()

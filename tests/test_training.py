@@ -1,0 +1,92 @@
+"""Training runs and sweeps, read back from a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_train
+
+from rnnlab.predict import load_run, predict
+from rnnlab.tracking import runs
+
+pytestmark = pytest.mark.slow
+
+
+def _store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return uri, runs.client(uri)
+
+
+def _only_experiment_runs(client):
+    exp = client.get_experiment_by_name("sentiment-tiny")
+    return client.search_runs([exp.experiment_id], max_results=100)
+
+
+def test_sweep_with_two_joblib_workers_lands_complete_in_mlflow(tiny_project, tmp_path):
+    uri, client = _store(tmp_path)
+    run_train(tiny_project, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+              "model.cell=rnn,gru", "model.bidirectional=false,true", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+              tracking_uri=uri)
+    all_runs = _only_experiment_runs(client)
+    parents = [r for r in all_runs if r.data.tags.get("rnnlab.kind") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = runs.child_runs(client, parents[0].info.run_id)
+    assert len(children) == 4 == len(all_runs) - 1
+    configs = {(c.data.params["model.cell"], c.data.params["model.bidirectional"]) for c in children}
+    assert configs == {("rnn", "False"), ("rnn", "True"), ("gru", "False"), ("gru", "True")}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        metrics, tags = child.data.metrics, child.data.tags
+        for key in ("test_acc", "test_f1", "test_loss", "best_val_acc", "params_total", "fit_seconds",
+                    "train_tokens_per_sec"):
+            assert key in metrics, key
+        epochs = len(client.get_metric_history(child.info.run_id, "val_loss"))
+        assert epochs >= 1 and len(client.get_metric_history(child.info.run_id, "train_acc")) == epochs
+        assert tags["rnnlab.git_commit"] and len(tags["rnnlab.data_hash"]) == 64
+        assert len(tags["rnnlab.tokenizer_hash"]) == 64
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"config.yaml", "tokenizer.json", "checkpoints"} <= artifacts
+        ckpts = [a.path for a in client.list_artifacts(child.info.run_id, "checkpoints")]
+        assert ckpts == ["checkpoints/best.ckpt"]
+    # bidirectional doubles the recurrent parameters of a layer: more parameters than the uni run
+    params = {(c.data.params["model.cell"], c.data.params["model.bidirectional"]): c.data.metrics["params_total"]
+              for c in children}
+    assert params[("gru", "True")] > params[("gru", "False")] > params[("rnn", "False")]
+
+
+def test_same_config_and_seed_give_identical_metrics_in_two_processes(tiny_project, tmp_path):
+    uri, client = _store(tmp_path)
+    for _ in range(2):
+        run_train(tiny_project, "model.cell=lstm", "model.bidirectional=true", tracking_uri=uri)
+    first, second = _only_experiment_runs(client)
+    for key in ("test_acc", "test_loss", "best_val_acc"):
+        assert first.data.metrics[key] == second.data.metrics[key], key
+    history = [[m.value for m in client.get_metric_history(r.info.run_id, "train_loss")] for r in (first, second)]
+    assert history[0] == history[1] and len(history[0]) >= 2
+
+
+def test_a_tiny_model_learns_the_tiny_task_and_predicts_from_its_run(tiny_project, tmp_path):
+    uri, client = _store(tmp_path)
+    run_train(tiny_project, "model.cell=gru", "trainer.max_epochs=8", "optimizer.lr=0.01", tracking_uri=uri)
+    (run,) = _only_experiment_runs(client)
+    assert run.data.metrics["test_acc"] >= 0.8  # chance is 0.5
+    model, tokenizer, config = load_run(run.info.run_id, uri)
+    rows = predict(model, tokenizer, config, ["The film was wonderful and brilliant.", "A dull and awful movie."])
+    assert [row["label"] for row in rows] == ["positive", "negative"]
+    assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-3
+
+
+def test_unknown_cell_is_one_clear_error(tiny_project, tmp_path):
+    uri, _ = _store(tmp_path)
+    proc = run_train(tiny_project, "model.cell=transformer", tracking_uri=uri, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "rnnlab: error: model.cell='transformer' is not a known cell" in proc.stderr
+    assert "lstm" in proc.stderr
+
+
+def test_a_crashing_run_is_marked_failed_not_running(tiny_project, tmp_path):
+    uri, client = _store(tmp_path)
+    proc = run_train(tiny_project, "optimizer.lr=-1", tracking_uri=uri, check=False)  # torch refuses lr < 0
+    assert proc.returncode != 0
+    (run,) = _only_experiment_runs(client)
+    assert run.info.status == "FAILED"
