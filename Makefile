@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch drifted to ' + v)"
 	touch $(STAMP)
 
+# The stages call `python`: the venv's, via PATH.
 run: setup
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 	@cat results/sentiment/report.md
 
 test: setup

@@ -87,6 +87,7 @@ def train(cfg: DictConfig) -> dict:
                 "best_val_acc": task.best_val_acc, "fit_seconds": fit_seconds,
                 "epochs": trainer.current_epoch, "train_seconds": task.train_seconds,
                 "train_tokens_per_sec": task.train_tokens / max(task.train_seconds, 1e-9),
+                "train_padding_fraction": 1 - task.train_tokens / max(task.train_slots, 1),
                 "params_total": counts["params_total"], "params_trainable": counts["params_trainable"]})
             runs.log_metrics(client, run_id, summary, step=trainer.global_step)
             client.log_artifact(run_id, str(tokenized_dir / "tokenizer.json"))

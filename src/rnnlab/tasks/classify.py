@@ -24,7 +24,8 @@ class ClassifyTask(pl.LightningModule):
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
         self.best_val_acc = 0.0
-        self.train_tokens = 0
+        self.train_tokens = 0  # real tokens trained on
+        self.train_slots = 0  # tokens + padding: what the kernels actually computed
         self.train_seconds = 0.0
         self._batch_start = 0.0
 
@@ -40,6 +41,7 @@ class ClassifyTask(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         self.train_tokens += int(batch["lengths"].sum())
+        self.train_slots += batch["input_ids"].numel()
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
