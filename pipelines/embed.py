@@ -1,10 +1,14 @@
-"""DVC stage `embed`: the configured embedding as a vocabulary-aligned matrix (data/<name>/embeddings/)."""
+"""DVC stage `embed`: one embedding for one data set, aligned to its vocabulary, evaluated, logged to MLflow.
+
+Writes data/<data>/embeddings/<embedding>/ (matrix.npy, facts.json, scores.json, neighbours.json,
+projection.png) and results/embeddings/<data>-<embedding>.json (DVC metrics).
+"""
 
 from pathlib import Path
 
-from rnnlab.embeddings.build import build_embedding
+from rnnlab.embeddings.build import build_embedding, embedding_dir
 from rnnlab.errors import exit_on_user_error
-from rnnlab.io import atomic_dir
+from rnnlab.io import atomic_dir, write_json
 from rnnlab.pipeline import stage_config
 
 
@@ -13,13 +17,21 @@ def main() -> None:
     from datasets import load_from_disk
 
     from rnnlab.data.tokenization import load_tokenizer
+    from rnnlab.embeddings.evaluate import evaluate_matrix
+    from rnnlab.tracking.runs import log_embedding_run
 
     cfg = stage_config()
+    corpus = cfg.embedding.get("corpus") or cfg.data.name
     tokenizer = load_tokenizer(Path(cfg.paths.tokenized_dir) / "tokenizer.json")
-    train_texts = load_from_disk(str(Path(cfg.paths.prepared_dir) / "data"))["train"]["text"]
-    with atomic_dir(cfg.paths.embeddings_dir) as tmp:
-        facts = build_embedding(cfg.embedding, tokenizer, train_texts, tmp)
-    print(f"embed: {cfg.data.name}: {facts}")
+    texts = load_from_disk(str(Path("data") / corpus / "prepared" / "data"))["train"]["text"]
+    target = embedding_dir(cfg.paths.embeddings_dir, cfg.embedding.name)
+    with atomic_dir(target) as tmp:
+        facts = build_embedding(cfg.embedding, tokenizer, texts, tmp)
+        scores = evaluate_matrix(tokenizer, tmp, cfg.evaluation, title=f"{cfg.embedding.name} on {corpus}")
+    metrics = {"corpus": corpus, **{k: v for k, v in facts.items() if k != "losses"}, **scores}
+    write_json(Path("results/embeddings") / f"{cfg.data.name}-{cfg.embedding.name}.json", metrics)
+    log_embedding_run(cfg, target, metrics)
+    print(f"embed: {cfg.data.name}/{cfg.embedding.name}: {metrics}")
 
 
 if __name__ == "__main__":

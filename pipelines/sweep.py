@@ -1,4 +1,4 @@
-"""DVC stage `sweep`: the study's Hydra multirun (`rnnlab-train -m experiment=<study>`), read back from MLflow.
+"""DVC stage `sweep@<study>`: the Hydra multirun `rnnlab-train -m experiment=<study>`, read back from MLflow.
 
 Writes results/<study>/runs.json: one row per child run of the sweep's MLflow parent run.
 """
@@ -18,19 +18,20 @@ def main() -> None:
     from rnnlab.tracking import runs
     from rnnlab.tracking.report import sweep_rows
 
+    study = sys.argv[1]
     settings = pipeline_settings()
-    overrides = [f"experiment={settings.study}", *settings.get("overrides", [])]
-    sweep_dir = Path("outputs/sweeps") / f"{settings.study}-{time.strftime('%Y%m%d-%H%M%S')}"
+    overrides = [f"experiment={study}", *settings.get("overrides", [])]
+    sweep_dir = Path("outputs/sweeps") / f"{study}-{time.strftime('%Y%m%d-%H%M%S')}"
     cmd = [sys.executable, "-m", "rnnlab.train", "-m", *overrides, *settings.get("launcher", []),
            f"hydra.sweep.dir={sweep_dir}"]
     print("sweep:", " ".join(cmd), flush=True)
     if subprocess.run(cmd).returncode != 0:
         raise RnnlabError(f"the sweep failed (see the output above and {sweep_dir}); earlier results are kept")
-    cfg = stage_config([f"experiment={settings.study}"])
+    cfg = stage_config([f"experiment={study}"])
     client = runs.client(runs.tracking_uri(cfg.logger))
     parent = runs.read_parent_run_id(sweep_dir)
     rows = sweep_rows(client, parent)
-    write_json(Path("results") / settings.study / "runs.json", {"parent_run_id": parent, "runs": rows})
+    write_json(Path("results") / study / "runs.json", {"parent_run_id": parent, "runs": rows})
     print(f"sweep: {len(rows)} runs under MLflow parent run {parent}")
 
 

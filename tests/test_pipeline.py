@@ -44,10 +44,14 @@ def repo(tmp_path_factory) -> Path:
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
         copy(REPO / name, root / name)
     (root / "conf/experiment/tiny_study.yaml").write_text(STUDY)
-    overrides = [o for o in TINY if not o.startswith("data=")] + ["embedding.workers=1", "trainer.max_epochs=2"]
+    overrides = [o for o in TINY if not o.startswith(("data=", "embedding="))] + [
+        "++embedding.workers=1", "trainer.max_epochs=2", "++embedding.iterations=3"]
     (root / "conf/pipeline.yaml").write_text(json.dumps({
-        "datasets": ["tiny"], "study": "tiny_study", "study_data": "tiny", "launcher": [],
-        "overrides": overrides}))
+        "datasets": ["tiny"],
+        "embeddings": {f"tiny-{name}": {"data": "tiny", "embedding": name, "corpus": "tiny"}
+                       for name in ("word2vec", "glove")},
+        "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec"}},
+        "launcher": [], "overrides": overrides}))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     _dvc(root, "init", "-q")
     _dvc(root, "repro")
@@ -56,16 +60,17 @@ def repo(tmp_path_factory) -> Path:
 
 def test_repro_builds_every_stage_output(repo):
     for out in ("data/tiny/raw/tiny.csv", "data/tiny/prepared/data/dataset_dict.json",
-                "data/tiny/tokenized/tokenizer.json", "data/tiny/embeddings/word2vec.npy",
+                "data/tiny/tokenized/tokenizer.json", "data/tiny/embeddings/word2vec/matrix.npy",
+                "data/tiny/embeddings/glove/matrix.npy", "results/embeddings/tiny-glove.json",
                 "results/tiny_study/runs.json", "results/tiny_study/report.md"):
         assert (repo / out).exists(), out
     sweep = json.loads((repo / "results/tiny_study/runs.json").read_text())
     assert sorted(r["cell"] for r in sweep["runs"]) == ["lstm", "rnn"]
     assert all(r["status"] == "FINISHED" for r in sweep["runs"])
     report = (repo / "results/tiny_study/report.md").read_text()
-    assert "| rnn | 1 | uni |" in report and "| lstm | 1 | uni |" in report
+    assert "| word2vec | rnn | 1 | uni |" in report and "| word2vec | lstm | 1 | uni |" in report
     shown = _dvc(repo, "metrics", "show", "--json").stdout
-    assert "test_acc" in shown and "lstm-1l-uni" in shown
+    assert "test_acc" in shown and "word2vec-lstm-1l-uni" in shown
 
 
 def test_second_repro_does_nothing(repo):
@@ -86,3 +91,15 @@ def test_changing_a_tokenizer_parameter_invalidates_only_tokenize(repo):
     finally:
         path.write_text(original)
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def test_changing_a_glove_parameter_invalidates_only_glove(repo):
+    path = repo / "conf/embedding/glove.yaml"
+    original = path.read_text()
+    try:
+        path.write_text(original.replace("window: 10", "window: 4"))
+        status = json.loads(_dvc(repo, "status", "--json").stdout)
+        assert status == {"embed@tiny-glove": [{"changed deps": {"conf/embedding/glove.yaml": {"window": "modified"}}}]}
+    finally:
+        path.write_text(original)
+

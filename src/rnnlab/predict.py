@@ -38,7 +38,7 @@ def load_run(run_id: str, tracking_uri: str | None = None):
             raise ConfigError(f"run {run_id} has no model artifacts (config.yaml, tokenizer.json, "
                               "checkpoints/best.ckpt); did it finish?") from err
     model = instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), num_classes=len(config.data.labels),
-                        embedding_dim=config.embedding.dim)
+                        embedding_dim=config.embedding.get("dim", 0), embedding_kind=config.embedding.name)
     state = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()
              if key.startswith("model.")}
     model.load_state_dict(state)

@@ -27,7 +27,7 @@ def train(cfg: DictConfig) -> dict:
 
     from rnnlab.data.datamodule import ClassificationDataModule
     from rnnlab.data.tokenization import load_tokenizer
-    from rnnlab.embeddings.build import load_matrix
+    from rnnlab.embeddings.build import check_onehot_size, load_matrix
     from rnnlab.io import sha256_tree
     from rnnlab.models.classifier import count_parameters
     from rnnlab.tracking import runs
@@ -48,8 +48,11 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup()
     tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
     num_classes = len(cfg.data.labels)
+    if cfg.embedding.name == "onehot":
+        check_onehot_size(cfg.embedding, tokenizer.get_vocab_size())
     model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(), num_classes=num_classes,
-                        embedding_dim=cfg.embedding.dim, freeze_embedding=cfg.embedding.get("freeze", False),
+                        embedding_dim=cfg.embedding.get("dim", 0), embedding_kind=cfg.embedding.name,
+                        freeze_embedding=cfg.embedding.get("freeze", False),
                         embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
     task = instantiate(cfg.task, model=model, num_classes=num_classes, optimizer=instantiate(cfg.optimizer),
                        _recursive_=False)
@@ -64,7 +67,7 @@ def train(cfg: DictConfig) -> dict:
     if parent_id:
         tags[runs.PARENT_TAG] = parent_id
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run_name = cfg.run_name or default_run_name(cfg.model)
+    run_name = cfg.run_name or default_run_name(cfg)
     try:
         with runs.run(client, exp_id, run_name, tags) as mlflow_run:
             run_id = mlflow_run.info.run_id
@@ -101,8 +104,9 @@ def train(cfg: DictConfig) -> dict:
     return {"run_id": run_id, **summary}
 
 
-def default_run_name(model_cfg) -> str:
-    return f"{model_cfg.cell}-{model_cfg.num_layers}l-{'bi' if model_cfg.bidirectional else 'uni'}"
+def default_run_name(cfg) -> str:
+    model = cfg.model
+    return f"{cfg.embedding.name}-{model.cell}-{model.num_layers}l-{'bi' if model.bidirectional else 'uni'}"
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")

@@ -1,51 +1,118 @@
-"""Build the embedding a config asks for, as a vocabulary-aligned .npy matrix plus a JSON of its facts."""
+"""Build the input representation a config asks for, aligned to the tokenizer's vocabulary (row i = token id i).
+
+| embedding    | built here                                   | in the model                               |
+|--------------|----------------------------------------------|--------------------------------------------|
+| `onehot`     | nothing (the vocabulary size is checked)      | fixed identity input, vocabulary-sized     |
+| `learned`    | nothing                                      | random init, trained with the model        |
+| `word2vec`   | gensim Word2Vec on the corpus                | initialised from the matrix, `freeze` opt. |
+| `glove`      | rnnlab's own GloVe on the corpus             | same                                       |
+| `pretrained` | rows looked up in a word2vec / GloVe file    | same                                       |
+
+Built matrices go to `<embeddings_dir>/<name>/matrix.npy` with `facts.json` (coverage, sizes, timings).
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
-from rnnlab.errors import ConfigError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.io import atomic_file, write_json
 
-# Embeddings that need no file: the model initialises them itself.
-BUILT_IN_MODEL = {"learned"}
-BUILDERS = {"word2vec"}  # glove, pretrained and onehot slot in here
+KINDS = ("onehot", "learned", "word2vec", "glove", "pretrained")
+MODEL_BUILT = ("onehot", "learned")  # no matrix: the model makes the input layer itself
 
 
-def matrix_path(embeddings_dir: str | Path, name: str) -> Path:
-    return Path(embeddings_dir) / f"{name}.npy"
+def embedding_dir(embeddings_dir: str | Path, name: str) -> Path:
+    return Path(embeddings_dir) / name
+
+
+def check_kind(cfg) -> None:
+    if cfg.name not in KINDS:
+        raise ConfigError(f"embedding={cfg.name!r} is not one of {list(KINDS)}")
+
+
+def check_onehot_size(cfg, vocab_size: int) -> None:
+    if vocab_size > cfg.max_vocab_size:
+        raise ConfigError(
+            f"embedding=onehot: the vocabulary has {vocab_size:,} words, over embedding.max_vocab_size="
+            f"{cfg.max_vocab_size:,}; a one-hot input that wide makes the first recurrent layer "
+            f"{vocab_size:,} x (gates x hidden) weights and each batch [B, T, {vocab_size:,}] floats. "
+            "Lower tokenizer.max_vocab_size (or raise tokenizer.min_frequency), or use embedding=learned.")
 
 
 def build_embedding(cfg, tokenizer, corpus_texts, out_dir: str | Path) -> dict:
-    """Write `<out_dir>/<cfg.name>.npy` (+ .json) for a built embedding; return its facts."""
+    """Write `out_dir/matrix.npy` (for built kinds) and `out_dir/facts.json`; return the facts."""
     from rnnlab.data.tokenization import vocabulary, words
 
+    check_kind(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.name in BUILT_IN_MODEL:
-        facts = {"name": cfg.name, "dim": cfg.dim, "built": False}
-        write_json(out_dir / f"{cfg.name}.json", facts)
-        return facts
-    if cfg.name not in BUILDERS:
-        raise ConfigError(f"embedding={cfg.name!r} cannot be built yet: choose one of {sorted(BUILDERS | BUILT_IN_MODEL)}")
-    from rnnlab.embeddings.word2vec import align, train_word2vec
+    vocab = vocabulary(tokenizer)
+    facts = {"name": cfg.name, "vocab_size": len(vocab)}
+    start = time.perf_counter()
+    if cfg.name == "onehot":
+        check_onehot_size(cfg, len(vocab))
+        facts.update(dim=len(vocab), input_floats_per_token=len(vocab))
+    elif cfg.name == "learned":
+        facts.update(dim=cfg.dim)
+    elif cfg.name == "word2vec":
+        from rnnlab.embeddings.word2vec import align, train_word2vec
 
-    vectors = train_word2vec((words(tokenizer, text) for text in corpus_texts), cfg)
-    matrix, facts = align(vectors, vocabulary(tokenizer), seed=cfg.seed)
-    facts.update({"name": cfg.name, "dim": int(matrix.shape[1]), "built": True})
-    with atomic_file(matrix_path(out_dir, cfg.name), "wb") as handle:
-        np.save(handle, matrix)
-    write_json(out_dir / f"{cfg.name}.json", facts)
+        vectors = train_word2vec((words(tokenizer, text) for text in corpus_texts), cfg)
+        matrix, coverage = align(vectors, vocab, seed=cfg.seed)
+        facts.update(coverage)
+    elif cfg.name == "glove":
+        from rnnlab.embeddings.glove import cooccurrence, train_glove
+
+        index = tokenizer.get_vocab()
+        lines = (np.array([index.get(word, -1) for word in words(tokenizer, text)]) for text in corpus_texts)
+        counts = cooccurrence(lines, len(vocab), window=cfg.window, chunk_tokens=cfg.chunk_tokens)
+        if counts.nnz == 0:
+            raise DataError("embedding=glove: the corpus has no two vocabulary words within a window of each "
+                            f"other ({cfg.window}); use a larger corpus (embedding corpus) or a larger window")
+        losses = []
+        matrix = train_glove(counts, dim=cfg.dim, iterations=cfg.iterations, x_max=cfg.x_max, alpha=cfg.alpha,
+                             learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, seed=cfg.seed,
+                             threads=cfg.threads, on_iteration=lambda _, loss: losses.append(loss))
+        matrix[0] = 0.0
+        facts.update(nonzeros=int(counts.nnz), losses=losses)
+    else:  # pretrained
+        from rnnlab.embeddings.pretrained import align_pretrained, check_missing_rule, read_vectors
+
+        check_missing_rule(cfg.missing)
+        vectors, dim = read_vectors(pretrained_file(cfg), set(vocab) | {w.lower() for w in vocab}, cfg.get("dim"))
+        matrix, coverage = align_pretrained(vectors, vocab, dim, cfg.missing, cfg.seed)
+        facts.update(coverage, dim=dim)
+    facts["build_seconds"] = time.perf_counter() - start
+    if cfg.name not in MODEL_BUILT:
+        facts["dim"] = int(matrix.shape[1])
+        with atomic_file(out_dir / "matrix.npy", "wb") as handle:
+            np.save(handle, matrix)
+    write_json(out_dir / "facts.json", facts)
     return facts
 
 
+def pretrained_file(cfg) -> Path:
+    """The vectors file: `embedding.path`, or the pinned `embedding.source` fetched once into a download cache."""
+    if cfg.get("path"):
+        return Path(cfg.path).expanduser()
+    from rnnlab.data.sources import fetch, raw_filename
+
+    cache = Path(cfg.cache_dir).expanduser() / cfg.source.sha256[:16]
+    target = cache / raw_filename(cfg.source)
+    return target if target.exists() else fetch(cfg.source, cache)
+
+
 def load_matrix(cfg, embeddings_dir: str | Path) -> np.ndarray | None:
-    """The built matrix for cfg.name, or None for an embedding the model learns from scratch."""
-    if cfg.name in BUILT_IN_MODEL:
+    """The built matrix for cfg.name, or None for the kinds the model makes itself."""
+    check_kind(cfg)
+    if cfg.name in MODEL_BUILT:
         return None
-    path = matrix_path(embeddings_dir, cfg.name)
+    path = embedding_dir(embeddings_dir, cfg.name) / "matrix.npy"
     if not path.exists():
-        raise ConfigError(f"{path} does not exist: build embedding={cfg.name} with `dvc repro` first")
+        raise ConfigError(f"{path} does not exist: build embedding={cfg.name} first (add it to `embeddings` in "
+                          "conf/pipeline.yaml and run `dvc repro`)")
     return np.load(path)

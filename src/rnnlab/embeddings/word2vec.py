@@ -29,14 +29,16 @@ def train_word2vec(lines, cfg):
 def align(keyed_vectors, vocab: list[str], seed: int, scale: float = 0.1) -> tuple[np.ndarray, dict]:
     """Matrix whose row i is the vector of vocab[i]; words without a vector get small seeded random rows.
 
-    Row 0 (`<pad>`) is zero. Returns the matrix and coverage counts.
+    Row 0 (`<pad>`) is zero. Returns the matrix and coverage counts (over real words: `<pad>`, `<unk>` excluded).
     """
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, scale, size=(len(vocab), keyed_vectors.vector_size)).astype(np.float32)
     found = 0
-    for row, word in enumerate(vocab):
+    for row, word in enumerate(vocab[2:], start=2):
         if word in keyed_vectors.key_to_index:
             matrix[row] = keyed_vectors[word]
             found += 1
     matrix[0] = 0.0
-    return matrix, {"vocab_size": len(vocab), "found": found, "coverage": found / len(vocab)}
+    words = len(vocab) - 2
+    return matrix, {"vocab_size": len(vocab), "found": found, "missing": words - found,
+                    "coverage": found / max(words, 1)}

@@ -12,8 +12,22 @@ from rnnlab.models.encoder import RecurrentEncoder
 POOLINGS = ("last", "max", "mean")
 
 
-def make_embedding(vocab_size: int, dim: int, weights: np.ndarray | None, freeze: bool) -> nn.Embedding:
-    """A learned embedding (random init), or one initialised from a vocabulary-aligned matrix."""
+class OneHot(nn.Module):
+    """The lecture's one-hot input: token id i -> the i-th unit vector (fixed, no parameters; `<pad>` -> zeros)."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.embedding_dim = vocab_size
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(ids, self.embedding_dim).float() * (ids != 0).unsqueeze(-1)
+
+
+def make_embedding(vocab_size: int, dim: int, weights: np.ndarray | None, freeze: bool,
+                   kind: str = "learned") -> nn.Module:
+    """One-hot input, a learned embedding (random init), or one initialised from a vocabulary-aligned matrix."""
+    if kind == "onehot":
+        return OneHot(vocab_size)
     if weights is None:
         return nn.Embedding(vocab_size, dim, padding_idx=0)
     if weights.shape[0] != vocab_size:
@@ -25,6 +39,7 @@ def make_embedding(vocab_size: int, dim: int, weights: np.ndarray | None, freeze
 class SequenceClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int = 100,
                  embedding_weights: np.ndarray | None = None, freeze_embedding: bool = False,
+                 embedding_kind: str = "learned",
                  cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, embedding_dropout: float = 0.0, output_dropout: float = 0.0,
                  nonlinearity: str = "tanh", pooling: str = "last"):
@@ -32,7 +47,8 @@ class SequenceClassifier(nn.Module):
         if pooling not in POOLINGS:
             raise ConfigError(f"model.pooling={pooling!r} must be one of {POOLINGS}")
         self.pooling = pooling
-        self.embedding = make_embedding(vocab_size, embedding_dim, embedding_weights, freeze_embedding)
+        self.embedding = make_embedding(vocab_size, embedding_dim, embedding_weights, freeze_embedding,
+                                        embedding_kind)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = RecurrentEncoder(self.embedding.embedding_dim, cell=cell, hidden_size=hidden_size,
                                         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rnnlab.tracking import runs
 
 COLUMNS = [  # (header, row key, format)
-    ("cell", "cell", "{}"), ("layers", "layers", "{}"), ("direction", "direction", "{}"),
+    ("embedding", "embedding", "{}"), ("cell", "cell", "{}"), ("layers", "layers", "{}"), ("direction", "direction", "{}"),
     ("parameters", "params_total", "{:,.0f}"), ("best val acc", "best_val_acc", "{:.4f}"),
     ("test acc", "test_acc", "{:.4f}"), ("test macro-F1", "test_f1", "{:.4f}"),
     ("epochs", "epochs", "{:.0f}"), ("train time (s)", "fit_seconds", "{:.1f}"),
@@ -25,8 +25,10 @@ def sweep_rows(mlflow_client, parent_run_id: str) -> list[dict]:
             "seed": params.get("seed"), "embedding": params.get("embedding.name"),
             **{key: metrics[key] for _, key, _ in COLUMNS if key in metrics},
         })
-    order = {"rnn": 0, "lstm": 1, "gru": 2}
-    return sorted(rows, key=lambda r: (order.get(r["cell"], 9), r["layers"], r["direction"], r["run_name"]))
+    cells = {"rnn": 0, "lstm": 1, "gru": 2}
+    inputs = {"onehot": 0, "learned": 1, "word2vec": 2, "glove": 3, "pretrained": 4}
+    return sorted(rows, key=lambda r: (inputs.get(r["embedding"], 9), cells.get(r["cell"], 9), r["layers"],
+                                       r["direction"], r["run_name"]))
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -57,7 +59,7 @@ def dvc_metrics(rows: list[dict]) -> dict:
     """Metrics keyed by configuration, plus the best one, for `dvc metrics show` / `dvc metrics diff`."""
     metrics = {}
     for row in rows:
-        key = f"{row['cell']}-{row['layers']}l-{row['direction']}"
+        key = f"{row['embedding']}-{row['cell']}-{row['layers']}l-{row['direction']}"
         metrics[key] = {name: round(float(row[name]), 5) for name in
                         ("best_val_acc", "test_acc", "test_f1", "params_total", "fit_seconds")
                         if row.get(name) is not None}

@@ -114,3 +114,21 @@ def child_runs(mlflow_client, parent_run_id: str) -> list:
     return mlflow_client.search_runs([parent.info.experiment_id],
                                      filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
                                      max_results=10000)
+
+
+def log_embedding_run(cfg, embedding_dir: str | Path, metrics: dict) -> str:
+    """One MLflow run per built embedding (experiment `embeddings-<data>`): config, scores and plots."""
+    from omegaconf import OmegaConf
+
+    mlflow_client = client(tracking_uri(cfg.logger))
+    exp_id = experiment_id(mlflow_client, f"embeddings-{cfg.data.name}", cfg.logger.get("artifact_location"))
+    tags = {"rnnlab.kind": "embedding", "rnnlab.git_commit": git_commit()}
+    with run(mlflow_client, exp_id, cfg.embedding.name, tags) as active:
+        run_id = active.info.run_id
+        log_params(mlflow_client, run_id, flatten({"embedding": OmegaConf.to_container(cfg.embedding, resolve=True),
+                                                   "data.name": cfg.data.name}))
+        log_metrics(mlflow_client, run_id, {k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        for file in sorted(Path(embedding_dir).glob("*")):
+            if file.suffix in (".json", ".png"):
+                mlflow_client.log_artifact(run_id, str(file))
+    return run_id
