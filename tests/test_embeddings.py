@@ -133,7 +133,7 @@ def _grouped_counts(seed=0):
 
 def _glove(counts, seed=0, iterations=25, on_iteration=None):
     return train_glove(counts, dim=8, iterations=iterations, x_max=10.0, alpha=0.75, learning_rate=0.05,
-                       batch_size=64, seed=seed, threads=1, on_iteration=on_iteration)
+                       seed=seed, threads=1, on_iteration=on_iteration)
 
 
 def _cosine(matrix):
@@ -169,7 +169,7 @@ def test_glove_is_repeatable_with_a_seed():
 def test_build_glove_writes_aligned_matrix(tmp_path):
     tokenizer = _tokenizer()
     cfg = OmegaConf.create({"name": "glove", "dim": 6, "window": 3, "x_max": 10.0, "alpha": 0.75, "iterations": 4,
-                            "learning_rate": 0.05, "batch_size": 256, "chunk_tokens": 1000, "threads": 1,
+                            "learning_rate": 0.05, "chunk_tokens": 1000, "threads": 1,
                             "seed": 0, "freeze": False, "corpus": None})
     facts = build_embedding(cfg, tokenizer, TEXTS, tmp_path)
     matrix = np.load(tmp_path / "matrix.npy")

@@ -75,8 +75,8 @@ def build_embedding(cfg, tokenizer, corpus_texts, out_dir: str | Path) -> dict:
                             f"other ({cfg.window}); use a larger corpus (embedding corpus) or a larger window")
         losses = []
         matrix = train_glove(counts, dim=cfg.dim, iterations=cfg.iterations, x_max=cfg.x_max, alpha=cfg.alpha,
-                             learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, seed=cfg.seed,
-                             threads=cfg.threads, on_iteration=lambda _, loss: losses.append(loss))
+                             learning_rate=cfg.learning_rate, seed=cfg.seed, threads=cfg.threads,
+                             on_iteration=lambda _, loss: losses.append(loss))
         matrix[0] = 0.0
         facts.update(nonzeros=int(counts.nnz), losses=losses)
     else:  # pretrained

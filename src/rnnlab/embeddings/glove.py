@@ -4,7 +4,7 @@
    boundary; out-of-vocabulary words are dropped from the stream first, as in the reference C `cooccur`.
    The corpus is counted in chunks of lines, so memory is bounded by the chunk size plus the sparse result.
 2. Weighted least squares  sum_ij f(X_ij) (w_i . c_j + b_i + b'_j - log X_ij)^2  with f(x) = min(1, (x/x_max)^alpha),
-   optimised by mini-batch AdaGrad over shuffled non-zero pairs (vectorised in torch, seeded).
+   optimised by AdaGrad pair by pair over the once-shuffled non-zeros, compiled with numba (seeded; Hogwild threads).
 3. The embedding of word i is w_i + c_i.
 """
 
@@ -59,54 +59,86 @@ def _count_chunk(lines: list[np.ndarray], vocab_size: int, window: int):
 
 
 def train_glove(counts, dim: int, iterations: int, x_max: float = 100.0, alpha: float = 0.75,
-                learning_rate: float = 0.05, batch_size: int = 65536, seed: int = 0, threads: int = 0,
-                on_iteration=None) -> np.ndarray:
+                learning_rate: float = 0.05, seed: int = 0, threads: int = 1, on_iteration=None) -> np.ndarray:
     """Fit GloVe vectors to a sparse co-occurrence matrix; return W + C as float32 [V, dim].
 
-    `on_iteration(iteration, mean_loss)` is called after each pass (the loss is the weighted squared error).
+    As the reference C `glove`: the non-zero pairs are shuffled once (seeded), then each iteration runs AdaGrad
+    over them pair by pair, `threads` workers on disjoint slices updating shared tables lock-free (Hogwild).
+    threads=1 is bit-repeatable; more threads are faster and repeat only approximately.
+    `on_iteration(iteration, mean_loss)` is called after each pass.
     """
-    import torch
+    import numba
 
-    if threads:
-        torch.set_num_threads(threads)
     coo = counts.tocoo()
-    rows = torch.from_numpy(coo.row.astype(np.int64))
-    cols = torch.from_numpy(coo.col.astype(np.int64))
-    x = torch.from_numpy(coo.data.astype(np.float32))
-    log_x = torch.log(x)
-    weight = torch.clamp(x / x_max, max=1.0) ** alpha
+    order = np.random.default_rng(seed).permutation(coo.nnz)
+    rows = coo.row[order].astype(np.int32)
+    cols = coo.col[order].astype(np.int32)
+    values = coo.data[order].astype(np.float32)
     vocab = counts.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    # Each table row is [vector, bias]; AdaGrad accumulators start at 1 as in the reference implementation.
-    words = ((torch.rand(vocab, dim + 1, generator=gen) - 0.5) / dim)
-    contexts = ((torch.rand(vocab, dim + 1, generator=gen) - 0.5) / dim)
-    words[:, dim] = 0.0
-    contexts[:, dim] = 0.0
-    words_sq = torch.ones_like(words)
-    contexts_sq = torch.ones_like(contexts)
-    for iteration in range(iterations):
-        order = torch.randperm(len(x), generator=gen)
-        loss = 0.0
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            i, j = rows[batch], cols[batch]
-            w, c = words[i], contexts[j]
-            diff = (w[:, :dim] * c[:, :dim]).sum(1) + w[:, dim] + c[:, dim] - log_x[batch]
-            fdiff = weight[batch] * diff
-            loss += float(0.5 * (fdiff * diff).sum())
-            ones = torch.ones_like(fdiff).unsqueeze(1)
-            _adagrad(words, words_sq, i, fdiff.unsqueeze(1) * torch.cat([c[:, :dim], ones], 1), learning_rate)
-            _adagrad(contexts, contexts_sq, j, fdiff.unsqueeze(1) * torch.cat([w[:, :dim], ones], 1), learning_rate)
-        if on_iteration is not None:
-            on_iteration(iteration, loss / len(x))
-    return (words[:, :dim] + contexts[:, :dim]).numpy().astype(np.float32)
+    rng = np.random.default_rng(seed)
+    # Each table row is [vector, bias], initialised uniform in [-0.5, 0.5] / dim; AdaGrad sums start at 1.
+    words = ((rng.random((vocab, dim + 1), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+    contexts = ((rng.random((vocab, dim + 1), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+    words_sq = np.ones_like(words)
+    contexts_sq = np.ones_like(contexts)
+    threads = max(1, threads or numba.config.NUMBA_NUM_THREADS)
+    bounds = np.linspace(0, len(values), threads + 1).astype(np.int64)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for iteration in range(iterations):
+            loss = _glove_pass(rows, cols, values, words, contexts, words_sq, contexts_sq, bounds,
+                               np.float32(x_max), np.float32(alpha), np.float32(learning_rate))
+            if on_iteration is not None:
+                on_iteration(iteration, float(loss) / max(len(values), 1))
+    finally:
+        numba.set_num_threads(previous)
+    return (words[:, :dim] + contexts[:, :dim]).astype(np.float32)
 
 
-def _adagrad(table, squares, index, grads, learning_rate: float) -> None:
-    """One AdaGrad step for the rows in `index`; a row that occurs several times gets its summed gradient."""
-    import torch
+def _compiled_pass():
+    import numba
 
-    rows, inverse = torch.unique(index, return_inverse=True)
-    summed = torch.zeros(len(rows), grads.shape[1], dtype=grads.dtype).index_add_(0, inverse, grads)
-    squares[rows] += summed.square()
-    table[rows] -= learning_rate * summed / squares[rows].sqrt()
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def glove_pass(rows, cols, values, words, contexts, words_sq, contexts_sq, bounds, x_max, alpha, eta):
+        dim = words.shape[1] - 1
+        threads = len(bounds) - 1
+        losses = np.zeros(threads)
+        for t in numba.prange(threads):
+            loss = 0.0
+            for k in range(bounds[t], bounds[t + 1]):
+                i, j, x = rows[k], cols[k], values[k]
+                diff = words[i, dim] + contexts[j, dim] - np.log(x)
+                for b in range(dim):
+                    diff += words[i, b] * contexts[j, b]
+                weight = np.float32(1.0) if x > x_max else (x / x_max) ** alpha
+                fdiff = weight * diff
+                if not np.isfinite(fdiff):
+                    continue
+                loss += 0.5 * fdiff * diff
+                fdiff *= eta
+                for b in range(dim):
+                    grad_w = fdiff * contexts[j, b]
+                    grad_c = fdiff * words[i, b]
+                    words[i, b] -= grad_w / np.sqrt(words_sq[i, b])
+                    contexts[j, b] -= grad_c / np.sqrt(contexts_sq[j, b])
+                    words_sq[i, b] += grad_w * grad_w
+                    contexts_sq[j, b] += grad_c * grad_c
+                words[i, dim] -= fdiff / np.sqrt(words_sq[i, dim])
+                contexts[j, dim] -= fdiff / np.sqrt(contexts_sq[j, dim])
+                words_sq[i, dim] += fdiff * fdiff
+                contexts_sq[j, dim] += fdiff * fdiff
+            losses[t] = loss
+        return losses.sum()
+
+    return glove_pass
+
+
+def _glove_pass(*args):
+    global _PASS
+    if _PASS is None:
+        _PASS = _compiled_pass()
+    return _PASS(*args)
+
+
+_PASS = None
