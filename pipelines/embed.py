@@ -1,7 +1,7 @@
 """DVC stage `embed`: one embedding for one data set, aligned to its vocabulary, evaluated, logged to MLflow.
 
 Writes data/<data>/embeddings/<embedding>/ (matrix.npy, facts.json, scores.json, neighbours.json,
-projection.png) and results/embeddings/<data>-<embedding>.json (DVC metrics).
+projection.png) and results/embedding_scores/<data>-<embedding>.json (DVC metrics).
 """
 
 from pathlib import Path
@@ -29,7 +29,7 @@ def main() -> None:
         facts = build_embedding(cfg.embedding, tokenizer, texts, tmp)
         scores = evaluate_matrix(tokenizer, tmp, cfg.evaluation, title=f"{cfg.embedding.name} on {corpus}")
     metrics = {"corpus": corpus, **{k: v for k, v in facts.items() if k != "losses"}, **scores}
-    write_json(Path("results/embeddings") / f"{cfg.data.name}-{cfg.embedding.name}.json", metrics)
+    write_json(Path("results/embedding_scores") / f"{cfg.data.name}-{cfg.embedding.name}.json", metrics)
     log_embedding_run(cfg, target, metrics)
     print(f"embed: {cfg.data.name}/{cfg.embedding.name}: {metrics}")
 

@@ -20,6 +20,13 @@ def compose(overrides: list[str] | None = None, config_name: str = "train"):
     """The composed config (no Hydra run-time values), for pipeline stages."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
 
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+    from rnnlab.errors import ConfigError
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+    except HydraException as err:  # unknown key, missing config group option, bad override syntax
+        raise ConfigError(f"configuration {conf_dir()} with overrides {list(overrides or [])}: "
+                          f"{str(err).splitlines()[0]}") from err
