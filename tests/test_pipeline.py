@@ -79,27 +79,19 @@ def test_second_repro_does_nothing(repo):
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
 
 
-def test_changing_a_tokenizer_parameter_invalidates_only_tokenize(repo):
-    path = repo / "conf/tokenizer/word.yaml"
+@pytest.mark.parametrize("conf_file,old,new,stage", [
+    ("conf/tokenizer/word.yaml", "min_frequency: 2", "min_frequency: 3", "tokenize@tiny"),
+    ("conf/embedding/glove.yaml", "window: 10", "window: 4", "embed@tiny-glove"),
+])
+def test_changing_one_parameter_invalidates_only_the_stage_that_reads_it(repo, conf_file, old, new, stage):
+    path = repo / conf_file
     original = path.read_text()
+    key = old.split(":")[0]
     try:
-        path.write_text(original.replace("min_frequency: 2", "min_frequency: 3"))
+        path.write_text(original.replace(old, new))
         status = json.loads(_dvc(repo, "status", "--json").stdout)
-        # only the stage that reads the key is invalidated (its outputs then cascade to the stages after it)
-        assert status == {"tokenize@tiny": [
-            {"changed deps": {"conf/tokenizer/word.yaml": {"min_frequency": "modified"}}}]}
+        # only that stage is invalidated (its new outputs then cascade to the stages after it)
+        assert status == {stage: [{"changed deps": {conf_file: {key: "modified"}}}]}
     finally:
         path.write_text(original)
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
-
-
-def test_changing_a_glove_parameter_invalidates_only_glove(repo):
-    path = repo / "conf/embedding/glove.yaml"
-    original = path.read_text()
-    try:
-        path.write_text(original.replace("window: 10", "window: 4"))
-        status = json.loads(_dvc(repo, "status", "--json").stdout)
-        assert status == {"embed@tiny-glove": [{"changed deps": {"conf/embedding/glove.yaml": {"window": "modified"}}}]}
-    finally:
-        path.write_text(original)
-
