@@ -22,6 +22,13 @@ class DataError(RnnlabError):
     """A data file or data source is missing, unreachable or malformed."""
 
 
+def user_error(err: BaseException | None) -> RnnlabError | None:
+    """The RnnlabError behind `err`, also when a library (e.g. hydra.utils.instantiate) wrapped it."""
+    while err is not None and not isinstance(err, RnnlabError):
+        err = err.__cause__
+    return err
+
+
 def exit_on_user_error(func: F) -> F:
     """Entry points print a user error as one line and exit 2, instead of a traceback."""
 
@@ -29,8 +36,11 @@ def exit_on_user_error(func: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except RnnlabError as err:
-            print(f"rnnlab: error: {err}", file=sys.stderr)
+        except Exception as err:
+            cause = user_error(err)
+            if cause is None:
+                raise
+            print(f"rnnlab: error: {cause}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.config import conf_dir
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import exit_on_user_error
 
 
 def train(cfg: DictConfig) -> dict:
@@ -110,23 +109,9 @@ def default_run_name(cfg) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
+@exit_on_user_error
 def _main(cfg: DictConfig) -> float:
-    try:
-        result = train(cfg)
-    except Exception as err:
-        user_error = _user_error(err)
-        if user_error is None:
-            raise
-        print(f"rnnlab: error: {user_error}", file=sys.stderr)
-        sys.exit(2)
-    return result["best_val_acc"]  # what a hyper-parameter sweeper maximises
-
-
-def _user_error(err: BaseException | None) -> RnnlabError | None:
-    """The RnnlabError behind `err`, also when hydra.utils.instantiate wrapped it."""
-    while err is not None and not isinstance(err, RnnlabError):
-        err = err.__cause__
-    return err
+    return train(cfg)["best_val_acc"]  # what a hyper-parameter sweeper maximises
 
 
 def main() -> None:
