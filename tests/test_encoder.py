@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from rnnlab.errors import ConfigError
-from rnnlab.models.classifier import SequenceClassifier, count_parameters
+from rnnlab.models.classifier import SequenceClassifier
 from rnnlab.models.encoder import RecurrentEncoder, reverse_within_length
+from rnnlab.models.inputs import count_parameters
 
 CASES = [(cell, layers, bi) for cell in ("rnn", "lstm", "gru") for layers in (1, 2) for bi in (False, True)]
 

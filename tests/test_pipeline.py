@@ -47,10 +47,11 @@ def repo(tmp_path_factory) -> Path:
     overrides = [o for o in TINY if not o.startswith(("data=", "embedding="))] + [
         "++embedding.workers=1", "trainer.max_epochs=2", "++embedding.iterations=3"]
     (root / "conf/pipeline.yaml").write_text(json.dumps({
-        "datasets": ["tiny"],
+        "datasets": {"tiny": {"tokenizer": "word"}},
         "embeddings": {f"tiny-{name}": {"data": "tiny", "embedding": name, "corpus": "tiny"}
                        for name in ("word2vec", "glove")},
-        "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec"}},
+        "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec", "task": "classify",
+                                   "model": "recurrent", "optimizer": "adam"}},
         "launcher": [], "overrides": overrides}))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     _dvc(root, "init", "-q")

@@ -1,4 +1,4 @@
-"""`rnnlab-predict`: classify texts with the best checkpoint of a finished MLflow run.
+"""`rnnlab-predict`: label texts with the best checkpoint of a finished MLflow run (classifier or tagger).
 
     rnnlab-predict run_id=<MLflow run id> text="the movie was okay"
 """
@@ -16,10 +16,10 @@ from rnnlab.errors import ConfigError, exit_on_user_error
 def load_run(run_id: str, tracking_uri: str | None = None):
     """(model, tokenizer, config) of a training run, rebuilt from its logged artifacts."""
     import torch
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from rnnlab.data.tokenization import load_tokenizer
+    from rnnlab.tasks import task_module
     from rnnlab.tracking import runs
 
     client = runs.client(tracking_uri or runs.tracking_uri())
@@ -30,15 +30,15 @@ def load_run(run_id: str, tracking_uri: str | None = None):
                           "take one from the MLflow UI or results/<study>/runs.json") from err
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            config = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", tmp))
-            tokenizer = load_tokenizer(client.download_artifacts(run_id, "tokenizer.json", tmp))
-            checkpoint = torch.load(client.download_artifacts(run_id, "checkpoints/best.ckpt", tmp),
-                                    map_location="cpu", weights_only=False)
+            files = Path(client.download_artifacts(run_id, "", tmp))
+            config = OmegaConf.load(files / "config.yaml")
+            tokenizer = load_tokenizer(files / "tokenizer.json")
+            checkpoint = torch.load(files / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
         except Exception as err:
             raise ConfigError(f"run {run_id} has no model artifacts (config.yaml, tokenizer.json, "
                               "checkpoints/best.ckpt); did it finish?") from err
-    model = instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), num_classes=len(config.data.labels),
-                        embedding_dim=config.embedding.get("dim", 0), embedding_kind=config.embedding.name)
+        # older runs predate task.kind: they are all classifiers
+        model = task_module(config.task.get("kind", "classify")).model_for_run(config, tokenizer, files)
     state = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()
              if key.startswith("model.")}
     model.load_state_dict(state)
@@ -46,8 +46,18 @@ def load_run(run_id: str, tracking_uri: str | None = None):
 
 
 def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
-    """Label and class probabilities for each text (truncated as in training)."""
+    """Label and class probabilities for each text (truncated as in training); for a tagger, the tag of each
+    whitespace-separated word."""
     import torch
+
+    if config.task.get("kind", "classify") == "ner":
+        from rnnlab.tasks.ner import tag
+
+        sentences = [text.split() for text in texts]
+        if not all(sentences):
+            raise ConfigError("an empty text cannot be tagged: give at least one word per line")
+        return [{"text": text, "tags": list(zip(words, tags, strict=True))}
+                for text, words, tags in zip(texts, sentences, tag(model, tokenizer, sentences), strict=True)]
 
     from rnnlab.data.batching import pad_batch, truncate
 
@@ -72,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     texts = [args["text"]] if "text" in args else Path(args["file"]).read_text().splitlines()
     model, tokenizer, config = load_run(args["run_id"], args.get("tracking_uri"))
     for row in predict(model, tokenizer, config, texts):
-        print(f"{row['label']}\t{row['probabilities']}\t{row['text']}")
+        if "tags" in row:
+            print(" ".join(f"{word}/{tag}" for word, tag in row["tags"]))
+        else:
+            print(f"{row['label']}\t{row['probabilities']}\t{row['text']}")
 
 
 if __name__ == "__main__":

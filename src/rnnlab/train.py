@@ -24,11 +24,9 @@ def train(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
     from pytorch_lightning.loggers import MLFlowLogger
 
-    from rnnlab.data.datamodule import ClassificationDataModule
-    from rnnlab.data.tokenization import load_tokenizer
-    from rnnlab.embeddings.build import check_onehot_size, load_matrix
     from rnnlab.io import sha256_tree
-    from rnnlab.models.classifier import count_parameters
+    from rnnlab.models.inputs import count_parameters
+    from rnnlab.tasks import build
     from rnnlab.tracking import runs
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -39,22 +37,10 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
 
+    built = build(cfg)
+    task, datamodule = built.module, built.datamodule
+    model = task.model
     tokenized_dir = Path(cfg.paths.tokenized_dir)
-    datamodule = ClassificationDataModule(
-        str(tokenized_dir), batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
-        max_length=cfg.data.max_length, truncation_side=cfg.data.truncation_side,
-        pool_batches=cfg.data.pool_batches, num_workers=cfg.data.num_workers, seed=cfg.seed)
-    datamodule.setup()
-    tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
-    num_classes = len(cfg.data.labels)
-    if cfg.embedding.name == "onehot":
-        check_onehot_size(cfg.embedding, tokenizer.get_vocab_size())
-    model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(), num_classes=num_classes,
-                        embedding_dim=cfg.embedding.get("dim", 0), embedding_kind=cfg.embedding.name,
-                        freeze_embedding=cfg.embedding.get("freeze", False),
-                        embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
-    task = instantiate(cfg.task, model=model, num_classes=num_classes, optimizer=instantiate(cfg.optimizer),
-                       _recursive_=False)
 
     uri = runs.tracking_uri(cfg.logger)
     client = runs.client(uri)
@@ -86,13 +72,11 @@ def train(cfg: DictConfig) -> dict:
             summary = {key: float(value) for key, value in trainer.callback_metrics.items()
                        if key.startswith("test_")}
             summary.update({
-                "best_val_acc": task.best_val_acc, "fit_seconds": fit_seconds,
-                "epochs": trainer.current_epoch, "train_seconds": task.train_seconds,
-                "train_tokens_per_sec": task.train_tokens / max(task.train_seconds, 1e-9),
-                "train_padding_fraction": 1 - task.train_tokens / max(task.train_slots, 1),
+                **task.summary(), "fit_seconds": fit_seconds, "epochs": trainer.current_epoch,
                 "params_total": counts["params_total"], "params_trainable": counts["params_trainable"]})
             runs.log_metrics(client, run_id, summary, step=trainer.global_step)
-            client.log_artifact(run_id, str(tokenized_dir / "tokenizer.json"))
+            for path in built.artifacts:
+                client.log_artifact(run_id, str(path))
             if cfg.logger.get("log_checkpoint", True) and checkpoint.best_model_path:
                 client.log_artifact(run_id, checkpoint.best_model_path, "checkpoints")
     except BaseException:
@@ -100,7 +84,7 @@ def train(cfg: DictConfig) -> dict:
             client.set_terminated(parent_id, "FAILED")
         raise
     print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
-    return {"run_id": run_id, **summary}
+    return {"run_id": run_id, "objective": summary[f"best_{task.objective}"], **summary}
 
 
 def default_run_name(cfg) -> str:
@@ -111,7 +95,7 @@ def default_run_name(cfg) -> str:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 @exit_on_user_error
 def _main(cfg: DictConfig) -> float:
-    return train(cfg)["best_val_acc"]  # what a hyper-parameter sweeper maximises
+    return train(cfg)["objective"]  # what a hyper-parameter sweeper optimises (the task's validation metric)
 
 
 def main() -> None:

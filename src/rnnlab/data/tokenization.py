@@ -1,4 +1,8 @@
-"""Word-level tokenizer (HF `tokenizers`) built from the train split only: `<pad>` = 0, `<unk>` = 1."""
+"""Word-level tokenizer (HF `tokenizers`) built from the train split only: `<pad>` = 0, `<unk>` = 1, then the
+config's `special_tokens` (e.g. a language model's `<eos>`).
+
+Text rows (`text` column) are split by the pre-tokenizer; pre-split rows (`tokens` column, tagging data) keep
+their words one to one, so tags stay aligned, and get a `case_ids` column (rnnlab.data.case)."""
 
 from __future__ import annotations
 
@@ -31,12 +35,21 @@ def build_tokenizer(texts, cfg):
     """Train a word-level tokenizer on `texts` with cfg.min_frequency and cfg.max_vocab_size."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+    splitters = {"words": pre_tokenizers.Whitespace,  # \w+ and runs of punctuation
+                 "whitespace": pre_tokenizers.WhitespaceSplit}  # already tokenized text (PTB, CoNLL)
+    splitter = cfg.get("pre_tokenizer", "words")
+    if splitter not in splitters:
+        raise ConfigError(f"tokenizer.pre_tokenizer={splitter!r} is not one of {sorted(splitters)}")
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
     tokenizer.normalizer = _normalizer(cfg)
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()  # \w+ and runs of punctuation
+    tokenizer.pre_tokenizer = splitters[splitter]()
     trainer = trainers.WordLevelTrainer(
-        vocab_size=cfg.max_vocab_size, min_frequency=cfg.min_frequency, special_tokens=[PAD, UNK],
-        show_progress=False)
+        vocab_size=cfg.max_vocab_size, min_frequency=cfg.min_frequency,
+        special_tokens=[PAD, UNK, *cfg.get("special_tokens", [])], show_progress=False)
+    # Special tokens that also occur in the text (PTB's own `<unk>`) must not be counted as words: the trainer
+    # would then renumber them and leave id 1 empty.
+    specials = [PAD, UNK, *cfg.get("special_tokens", [])]
+    texts = (" ".join(w for w in text.split(" ") if w not in specials) for text in texts)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     assert tokenizer.token_to_id(PAD) == 0 and tokenizer.token_to_id(UNK) == 1
     return tokenizer
@@ -62,23 +75,76 @@ def load_tokenizer(path):
 
 def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path) -> dict:
     """Build the tokenizer from the train split only and write token ids for every split."""
+    import shutil
+
     from datasets import load_from_disk
 
-    dataset = load_from_disk(str(Path(prepared_dir) / "data"))
-    tokenizer = build_tokenizer(dataset["train"]["text"], tokenizer_cfg)
+    from rnnlab.data.case import case_id
+
+    prepared_dir = Path(prepared_dir)
+    dataset = load_from_disk(str(prepared_dir / "data"))
+    pretokenized = "tokens" in dataset["train"].column_names
+    added = 0
+    if pretokenized:
+        tokenizer = build_tokenizer((" ".join(row) for row in dataset["train"]["tokens"]), tokenizer_cfg)
+        if tokenizer_cfg.get("pretrained_words"):
+            others = (word for split in dataset if split != "train" for row in dataset[split]["tokens"] for word in row)
+            added = add_pretrained_words(tokenizer, others, tokenizer_cfg.pretrained_words)
+    else:
+        tokenizer = build_tokenizer(dataset["train"]["text"], tokenizer_cfg)
 
     def encode(batch):
+        if pretokenized:  # one id per given word, whatever the word contains
+            ids = [[word_id(tokenizer, word) for word in row] for row in batch["tokens"]]
+            return {"input_ids": ids, "length": [len(seq) for seq in ids],
+                    "case_ids": [[case_id(word) for word in row] for row in batch["tokens"]]}
         ids = [enc.ids for enc in tokenizer.encode_batch(batch["text"])]
         return {"input_ids": ids, "length": [len(seq) for seq in ids]}
 
     # keep_in_memory: no cache-*.arrow files written into the `prepare` stage output
-    encoded = dataset.map(encode, batched=True, batch_size=1000, remove_columns=["text"], keep_in_memory=True)
+    encoded = dataset.map(encode, batched=True, batch_size=1000, keep_in_memory=True,
+                          remove_columns=[] if pretokenized else ["text"])
     unk = sum(seq.count(1) for seq in encoded["train"]["input_ids"])
     tokens = sum(encoded["train"]["length"])
     stats = {"vocab_size": tokenizer.get_vocab_size(), "train_tokens": tokens,
-             "train_unk_rate": unk / max(tokens, 1)}
+             "train_unk_rate": unk / max(tokens, 1), "pretrained_words_added": added}
     with atomic_dir(out_dir) as tmp:
         tokenizer.save(str(tmp / "tokenizer.json"))
         encoded.save_to_disk(str(tmp / "data"))
+        if (prepared_dir / "tags.json").exists():
+            shutil.copy(prepared_dir / "tags.json", tmp / "tags.json")
+        if pretokenized:  # the character vocabulary of a tagger's character encoder: the train split's
+            write_json(tmp / "chars.json", character_vocabulary(dataset["train"]["tokens"]))
         write_json(tmp / "stats.json", stats)
     return stats
+
+
+def add_pretrained_words(tokenizer, words, vectors_cfg) -> int:
+    """Append to the vocabulary the (normalised) `words` that are not in it but have a vector in the pretrained
+    file `vectors_cfg` names (path, or a pinned source). Only words, never their labels: this is how the CoNLL-2003
+    taggers we compare with (Lample et al. 2016, NCRF++) let test words keep their pretrained vectors."""
+    from tokenizers import models
+
+    from rnnlab.embeddings.build import pretrained_file
+    from rnnlab.embeddings.pretrained import read_vectors
+
+    vocab = tokenizer.get_vocab()
+    candidates = {tokenizer.normalizer.normalize_str(word) for word in words} - vocab.keys()
+    found, _ = read_vectors(pretrained_file(vectors_cfg), candidates)
+    extended = {**vocab, **{word: len(vocab) + i for i, word in enumerate(sorted(found))}}
+    tokenizer.model = models.WordLevel(vocab=extended, unk_token=UNK)
+    return len(found)
+
+
+def character_vocabulary(sentences) -> list[str]:
+    """`<pad>`, `<unk>`, then every character of the train words by falling frequency (ties by character)."""
+    from collections import Counter
+
+    counts = Counter(ch for sentence in sentences for word in sentence for ch in word)
+    return [PAD, UNK, *sorted(counts, key=lambda ch: (-counts[ch], ch))]
+
+
+def word_id(tokenizer, word: str) -> int:
+    """The id of one given word (normalised as in training); `<unk>` when it is not in the vocabulary."""
+    found = tokenizer.token_to_id(tokenizer.normalizer.normalize_str(word))
+    return 1 if found is None else found

@@ -84,3 +84,18 @@ class RecurrentEncoder(nn.Module):
         if not self.bidirectional:
             return forward_last
         return torch.cat([forward_last, outputs[:, 0, self.hidden_size:]], dim=-1)
+
+    def forward_stateful(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """Unidirectional, unpadded input (a language model's BPTT window): start each layer from `state`
+        (one entry per layer: h, or (h, c) for lstm; None = zeros) and return the outputs [B, T, H] with
+        the state after the last step, to be carried (detached) into the next window."""
+        if self.bidirectional:
+            raise ConfigError("a stateful (left-to-right) encoder cannot be bidirectional: set model.bidirectional=false")
+        state = state or [None] * self.num_layers
+        new_state = []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                x = self.dropout(x)
+            x, layer_state = self.forward_layers[layer](x, state[layer])
+            new_state.append(layer_state)
+        return x, new_state

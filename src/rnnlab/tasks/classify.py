@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
-import pytorch_lightning as pl
 import torchmetrics
 from torch import nn
 
+from rnnlab.tasks.base import Built, TaskModule
 
-class ClassifyTask(pl.LightningModule):
-    def __init__(self, model: nn.Module, num_classes: int, optimizer, name: str = "sentiment"):
-        super().__init__()
-        self.name = name
-        self.model = model
-        self.optimizer_factory = optimizer  # a functools.partial from hydra (`_partial_: true`)
+
+def build(cfg) -> Built:
+    from hydra.utils import instantiate
+
+    from rnnlab.data.datamodule import ClassificationDataModule
+    from rnnlab.data.tokenization import load_tokenizer
+    from rnnlab.embeddings.build import check_onehot_size, load_matrix
+
+    tokenized_dir = Path(cfg.paths.tokenized_dir)
+    datamodule = ClassificationDataModule(
+        str(tokenized_dir), batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
+        max_length=cfg.data.max_length, truncation_side=cfg.data.truncation_side,
+        pool_batches=cfg.data.pool_batches, num_workers=cfg.data.num_workers, seed=cfg.seed)
+    datamodule.setup()
+    tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
+    num_classes = len(cfg.data.labels)
+    if cfg.embedding.name == "onehot":
+        check_onehot_size(cfg.embedding, tokenizer.get_vocab_size())
+    model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(), num_classes=num_classes,
+                        embedding_dim=cfg.embedding.get("dim", 0), embedding_kind=cfg.embedding.name,
+                        freeze_embedding=cfg.embedding.get("freeze", False),
+                        embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
+    module = ClassifyTask(model, num_classes, optimizer=instantiate(cfg.optimizer))
+    return Built(datamodule, module, [tokenized_dir / "tokenizer.json"])
+
+
+def model_for_run(config, tokenizer, files: Path):
+    from hydra.utils import instantiate
+
+    return instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), num_classes=len(config.data.labels),
+                       embedding_dim=config.embedding.get("dim", 0), embedding_kind=config.embedding.name)
+
+
+class ClassifyTask(TaskModule):
+    objective, maximize = "val_acc", True
+
+    def __init__(self, model: nn.Module, num_classes: int, optimizer, scheduler=None):
+        super().__init__(model, optimizer, scheduler)
         self.loss = nn.CrossEntropyLoss()
         metrics = torchmetrics.MetricCollection({
             "acc": torchmetrics.Accuracy(task="multiclass", num_classes=num_classes),
@@ -23,11 +55,6 @@ class ClassifyTask(pl.LightningModule):
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
-        self.best_val_acc = 0.0
-        self.train_tokens = 0  # real tokens trained on
-        self.train_slots = 0  # tokens + padding: what the kernels actually computed
-        self.train_seconds = 0.0
-        self._batch_start = 0.0
 
     def forward(self, batch):
         return self.model(batch["input_ids"], batch["lengths"])
@@ -40,8 +67,7 @@ class ClassifyTask(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        self.train_tokens += int(batch["lengths"].sum())
-        self.train_slots += batch["input_ids"].numel()
+        self.count_tokens(int(batch["lengths"].sum()), batch["input_ids"].numel())
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
@@ -56,23 +82,11 @@ class ClassifyTask(pl.LightningModule):
         getattr(self, f"{stage}_metrics").reset()
         return values
 
-    # Time only the optimisation steps, so tokens per second is not diluted by validation.
-    def on_train_batch_start(self, batch, batch_idx) -> None:
-        self._batch_start = time.perf_counter()
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        self.train_seconds += time.perf_counter() - self._batch_start
-
     def on_train_epoch_end(self) -> None:
         self._log_metrics("train")
 
     def on_validation_epoch_end(self) -> None:
-        values = self._log_metrics("val")
-        if not self.trainer.sanity_checking:
-            self.best_val_acc = max(self.best_val_acc, float(values["val_acc"]))
+        self.track_objective(self._log_metrics("val")["val_acc"])
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
-
-    def configure_optimizers(self):
-        return self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])

@@ -1,0 +1,70 @@
+"""What every task's LightningModule shares: the optimizer from config, timing of optimisation steps only,
+and the validation objective a sweeper optimises."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch import nn
+
+
+@dataclass
+class Built:
+    """Everything `rnnlab-train` needs from a task: data, the LightningModule, files to log with the run."""
+    datamodule: pl.LightningDataModule
+    module: TaskModule
+    artifacts: list[Path] = field(default_factory=list)
+
+
+class TaskModule(pl.LightningModule):
+    """Subclasses set `objective` (a validation metric name) and `maximize`, and update `self.best` through
+    `track_objective`; the timing counters feed train_tokens_per_sec and train_padding_fraction."""
+
+    objective = "val_loss"
+    maximize = False
+
+    def __init__(self, model: nn.Module, optimizer, scheduler=None):
+        super().__init__()
+        self.model = model
+        self.optimizer_factory = optimizer  # functools.partial from hydra (`_partial_: true`)
+        self.scheduler_factory = scheduler
+        self.best = None
+        self.train_tokens = 0  # real tokens trained on
+        self.train_slots = 0  # tokens + padding: what the kernels actually computed
+        self.train_seconds = 0.0
+        self._batch_start = 0.0
+
+    def count_tokens(self, real: int, slots: int) -> None:
+        self.train_tokens += real
+        self.train_slots += slots
+
+    def track_objective(self, value: float) -> None:
+        if self.trainer.sanity_checking:
+            return
+        value = float(value)
+        if self.best is None or (value > self.best if self.maximize else value < self.best):
+            self.best = value
+
+    # Time only the optimisation steps, so tokens per second is not diluted by validation.
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.train_seconds += time.perf_counter() - self._batch_start
+
+    def summary(self) -> dict:
+        """Run-level metrics logged at the end: the best validation objective and the speed counters."""
+        return {f"best_{self.objective}": self.best if self.best is not None else float("nan"),
+                "train_seconds": self.train_seconds,
+                "train_tokens_per_sec": self.train_tokens / max(self.train_seconds, 1e-9),
+                "train_padding_fraction": 1 - self.train_tokens / max(self.train_slots, 1)}
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                         "interval": "epoch"}}
