@@ -1,0 +1,142 @@
+"""`rnnlab-generate`: continue a prompt with the language model of a finished MLflow run.
+
+    rnnlab-generate run_id=<MLflow run id> prompt="the company said" words=20 strategy=topk top_k=10 seed=0
+    rnnlab-generate model=models:/<registered name>/<version> prompt="the" strategy=sample temperature=0.8
+
+The model first reads `<eos>` (it learned that a sentence starts after one) and then the prompt, whose words
+outside the vocabulary are read as `<unk>` (with a note on stderr). It then emits `words` tokens one at a time,
+carrying its state. `<eos>` is one of them and prints as a line break. Strategies: greedy (the most probable
+word: deterministic), sample (from softmax(logits / temperature)), topk (the same, among the top_k words only).
+The same seed gives the same text. `<pad>` is never emitted; `<unk>` can be, as in the training text.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rnnlab.errors import ConfigError, exit_on_user_error
+
+USAGE = ('usage: rnnlab-generate run_id=<MLflow run id> | model=models:/<name>/<version> [prompt="..."] '
+         "[words=20] [strategy=greedy|sample|topk] [temperature=1.0] [top_k=10] [seed=0] [tracking_uri=...]")
+STRATEGIES = ("greedy", "sample", "topk")
+KEYS = {"run_id", "model", "prompt", "words", "strategy", "temperature", "top_k", "seed", "tracking_uri"}
+EOS, PAD_ID = "<eos>", 0
+
+
+def generate(model, tokenizer, prompt: str, words: int = 20, strategy: str = "greedy", temperature: float = 1.0,
+             top_k: int = 10, seed: int = 0) -> list[str]:
+    """The `words` tokens the model emits after reading `<eos>` and the prompt (`<eos>` included as a token)."""
+    import torch
+
+    eos_id = tokenizer.token_to_id(EOS)
+    if eos_id is None:
+        raise ConfigError(f"the run's tokenizer has no {EOS} token: it is not a language model's tokenizer")
+    generator = torch.Generator().manual_seed(seed)
+    ids = [eos_id, *tokenizer.encode(prompt).ids] if prompt.strip() else [eos_id]
+    emitted = []
+    model.eval()
+    with torch.no_grad():
+        logits, state = model(torch.tensor([ids]))
+        for _ in range(words):
+            next_id = _choose(logits[0, -1], strategy, temperature, top_k, generator)
+            emitted.append(tokenizer.id_to_token(next_id))
+            logits, state = model(torch.tensor([[next_id]]), state)
+    return emitted
+
+
+def _choose(logits, strategy: str, temperature: float, top_k: int, generator) -> int:
+    import torch
+
+    logits = logits.float().clone()
+    logits[PAD_ID] = float("-inf")
+    if strategy == "greedy":
+        return int(logits.argmax())
+    if strategy == "topk":
+        kept = torch.topk(logits, min(top_k, logits.numel() - 1))
+        choice = torch.multinomial(torch.softmax(kept.values / temperature, -1), 1, generator=generator)
+        return int(kept.indices[choice])
+    return int(torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator))
+
+
+def render(prompt: str, tokens: list[str]) -> str:
+    """The prompt and its continuation as text: `<eos>` ends a line."""
+    text = " ".join([prompt.strip(), *tokens]).strip()
+    return "\n".join(line.strip() for line in text.split(EOS))
+
+
+def run_of_model(uri: str, tracking_uri: str | None) -> str:
+    """The run id behind `models:/<name>/<version>` or `models:/<name>@<alias>` in the model registry."""
+    from rnnlab.tracking import runs
+
+    spec = uri.removeprefix("models:/")
+    name, sep, version = spec.rpartition("/")
+    alias = None
+    if not sep:
+        name, sep, alias = spec.rpartition("@")
+    if not uri.startswith("models:/") or not sep or not name or not (version or alias):
+        raise ConfigError(f"model={uri!r} is not models:/<registered name>/<version> (or models:/<name>@<alias>)")
+    client = runs.client(tracking_uri or runs.tracking_uri())
+    try:
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except Exception as err:
+        raise ConfigError(f"model={uri!r} is not in the model registry of {tracking_uri or runs.tracking_uri()}: "
+                          "check the name and version (MLflow UI, Models)") from err
+    if not found.run_id:
+        raise ConfigError(f"model={uri!r} was registered without a run: register it from a training run")
+    return found.run_id
+
+
+def parse(argv: list[str]) -> dict:
+    """key=value arguments, checked: one error naming the bad argument and what it should be."""
+    bad = [arg for arg in argv if "=" not in arg]
+    if bad:
+        raise ConfigError(f"{bad[0]!r} is not key=value; {USAGE}")
+    args = dict(arg.split("=", 1) for arg in argv)
+    unknown = sorted(args.keys() - KEYS)
+    if unknown:
+        raise ConfigError(f"unknown argument(s) {unknown}; {USAGE}")
+    if ("run_id" in args) == ("model" in args):
+        raise ConfigError(f"give exactly one of run_id= and model=; {USAGE}")
+    options = {"prompt": args.get("prompt", ""), "strategy": args.get("strategy", "greedy")}
+    if options["strategy"] not in STRATEGIES:
+        raise ConfigError(f"strategy={options['strategy']!r} must be one of {'|'.join(STRATEGIES)}")
+    for key, kind, default, low in (("words", int, 20, 1), ("top_k", int, 10, 1), ("seed", int, 0, 0),
+                                    ("temperature", float, 1.0, 0.0)):
+        try:
+            options[key] = kind(args.get(key, default))
+        except ValueError as err:
+            raise ConfigError(f"{key}={args[key]!r} must be a number ({kind.__name__})") from err
+        if options[key] < low or (key == "temperature" and options[key] == 0):
+            raise ConfigError(f"{key}={options[key]} must be {'above' if key == 'temperature' else 'at least'} "
+                              f"{low}")
+    return {**args, **options}
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(USAGE + "\n\n" + __doc__.split("\n\n", 2)[2].strip())
+        return
+    args = parse(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from rnnlab.data.tokenization import words as split_words
+    from rnnlab.predict import load_run
+
+    tracking_uri = args.get("tracking_uri")
+    run_id = args.get("run_id") or run_of_model(args["model"], tracking_uri)
+    model, tokenizer, config = load_run(run_id, tracking_uri)
+    kind = config.task.get("kind", "classify")
+    if kind != "lm":
+        raise ConfigError(f"run {run_id} trained a task.kind={kind} model, not a language model (task=lm)")
+    unknown = [w for w in split_words(tokenizer, args["prompt"]) if tokenizer.token_to_id(w) is None]
+    if unknown:
+        print(f"rnnlab: note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", file=sys.stderr)
+    tokens = generate(model, tokenizer, args["prompt"], words=args["words"], strategy=args["strategy"],
+                      temperature=args["temperature"], top_k=args["top_k"], seed=args["seed"])
+    print(render(args["prompt"], tokens))
+
+
+if __name__ == "__main__":
+    main()

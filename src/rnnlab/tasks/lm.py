@@ -1,0 +1,150 @@
+"""Next-word prediction (language modelling) with truncated BPTT; perplexity = exp(mean token cross-entropy)
+over a whole split.
+
+The hidden state is carried from one window to the next (detached: gradients stop at the window's start) and
+reset at the start of every training epoch and every evaluation pass. The learning rate schedule of Zaremba et
+al. (2014) is `task.decay_after_epochs` epochs at the optimizer's rate, then x `task.lr_decay` per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rnnlab.errors import ConfigError
+from rnnlab.models.language_model import detach_state
+from rnnlab.tasks.base import Built, TaskModule
+
+STAGES = ("train", "val", "test")
+
+
+def build(cfg) -> Built:
+    from hydra.utils import instantiate
+
+    from rnnlab.data.bptt import LanguageModelDataModule
+    from rnnlab.data.tokenization import load_tokenizer
+    from rnnlab.embeddings.build import check_onehot_size, load_matrix
+
+    tokenized_dir = Path(cfg.paths.tokenized_dir)
+    datamodule = LanguageModelDataModule(str(tokenized_dir), batch_size=cfg.data.batch_size, bptt=cfg.data.bptt,
+                                         eval_batch_size=cfg.data.eval_batch_size,
+                                         num_workers=cfg.data.num_workers)
+    datamodule.setup()
+    tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
+    if cfg.embedding.name == "onehot":
+        check_onehot_size(cfg.embedding, tokenizer.get_vocab_size())
+    model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(),
+                        embedding_dim=cfg.embedding.get("dim", 0), embedding_kind=cfg.embedding.name,
+                        freeze_embedding=cfg.embedding.get("freeze", False),
+                        embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
+    scheduler = step_decay(cfg.task.get("lr_decay"), cfg.task.get("decay_after_epochs", 0))
+    module = LanguageModelTask(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                               sum_over_time=cfg.task.get("sum_over_time", False))
+    return Built(datamodule, module, [tokenized_dir / "tokenizer.json"])
+
+
+def model_for_run(config, tokenizer, files: Path):
+    from hydra.utils import instantiate
+
+    return instantiate(config.model, vocab_size=tokenizer.get_vocab_size(),
+                       embedding_dim=config.embedding.get("dim", 0), embedding_kind=config.embedding.name)
+
+
+class HoldThenDecay:
+    """LambdaLR factor for epoch e (0-based): 1 for the first `hold` epochs, then decay ** (e - hold + 1)."""
+
+    def __init__(self, decay: float, hold: int):
+        self.decay, self.hold = decay, hold
+
+    def __call__(self, epoch: int) -> float:
+        return self.decay ** max(0, epoch - self.hold + 1)
+
+
+def step_decay(decay: float | None, hold: int):
+    """A scheduler factory (called with optimizer=) for TaskModule, or None for a constant learning rate."""
+    if decay is None or decay == 1:
+        return None
+    if not 0 < decay < 1:
+        raise ConfigError(f"task.lr_decay={decay} must be in (0, 1], or null for a constant learning rate")
+    if hold < 0:
+        raise ConfigError(f"task.decay_after_epochs={hold} must be 0 or more")
+
+    def factory(optimizer):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, HoldThenDecay(decay, hold))
+
+    return factory
+
+
+class LanguageModelTask(TaskModule):
+    objective, maximize = "val_ppl", False
+
+    def __init__(self, model: nn.Module, optimizer, scheduler=None, sum_over_time: bool = False):
+        super().__init__(model, optimizer, scheduler)
+        # Zaremba et al. sum the loss over a window's steps (mean over the batch): their lr 1.0 and clip 5
+        # assume that scale. Logged losses are always the mean per token.
+        self.sum_over_time = sum_over_time
+        self.states: dict[str, list | None] = {}
+        self.loss_sums: dict[str, torch.Tensor] = {}
+        self.token_counts: dict[str, int] = {}
+
+    def forward(self, input_ids: torch.Tensor, state: list | None = None):
+        return self.model(input_ids, state)
+
+    def _reset(self, stage: str) -> None:
+        self.states[stage] = None
+        self.loss_sums[stage] = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.token_counts[stage] = 0
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        """Mean token cross-entropy of one window, starting from the state the previous window left."""
+        if stage not in self.states:
+            self._reset(stage)
+        logits, state = self(batch["input_ids"], self.states[stage])
+        self.states[stage] = detach_state(state)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
+        tokens = batch["targets"].numel()
+        self.loss_sums[stage] += loss.detach().double() * tokens
+        self.token_counts[stage] += tokens
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        self.count_tokens(batch["targets"].numel(), batch["targets"].numel())  # no padding in a BPTT window
+        loss = self._step(batch, "train")
+        return loss * batch["targets"].size(1) if self.sum_over_time else loss
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def on_train_epoch_start(self) -> None:
+        self._reset("train")
+        if self._trainer is not None:  # the rate this epoch trains with (the schedule steps before epoch end)
+            self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset("test")
+
+    def _log_split(self, stage: str) -> float:
+        """Log <stage>_loss (mean token cross-entropy over the split) and <stage>_ppl = exp of it."""
+        mean = float(self.loss_sums[stage]) / max(self.token_counts[stage], 1)
+        ppl = math.exp(mean) if mean < 700 else math.inf  # a diverged run: inf, not an OverflowError
+        self.log_dict({f"{stage}_loss": mean, f"{stage}_ppl": ppl})
+        return ppl
+
+    def on_train_epoch_end(self) -> None:
+        self._log_split("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.track_objective(self._log_split("val"))
+
+    def on_test_epoch_end(self) -> None:
+        self._log_split("test")
