@@ -24,7 +24,7 @@ from rnnlab.embeddings.glove import cooccurrence, train_glove
 from rnnlab.embeddings.pretrained import read_vectors
 from rnnlab.embeddings.word2vec import train_word2vec
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.models.classifier import OneHot, make_embedding
+from rnnlab.models.inputs import OneHot, make_embedding
 
 TEXTS = [
     "the cat sat on the mat",
