@@ -249,6 +249,11 @@ def test_rnnlab_train_experiment_lm_then_generate_from_the_run(lm_project, tmp_p
     generate_main(["model=models:/tiny-lm/1", *args])  # in this process: one interpreter start less
     assert capsys.readouterr().out == by_run.stdout  # the registered version's run, same seed: same words
 
+    predicted = _run("rnnlab.predict", lm_project, f"run_id={run_id}", "text=the cat", f"tracking_uri={uri}",
+                     tracking_uri=uri)  # a language model is not a classifier: one clear error
+    assert predicted.returncode == 2 and "rnnlab-generate" in predicted.stderr
+    assert "Traceback" not in predicted.stderr
+
 
 @pytest.mark.slow
 def test_a_bidirectional_language_model_is_one_clear_error(lm_project, tmp_path):

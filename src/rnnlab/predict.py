@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     texts = [args["text"]] if "text" in args else Path(args["file"]).read_text().splitlines()
     model, tokenizer, config = load_run(args["run_id"], args.get("tracking_uri"))
+    if config.task.get("kind", "classify") == "lm":
+        raise ConfigError(f"run {args['run_id']} is a language model: continue text with "
+                          f"`rnnlab-generate run_id={args['run_id']} prompt=\"...\"`")
     for row in predict(model, tokenizer, config, texts):
         if "tags" in row:
             print(" ".join(f"{word}/{tag}" for word, tag in row["tags"]))
