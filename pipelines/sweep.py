@@ -21,10 +21,11 @@ def main() -> None:
     study = sys.argv[1]
     settings = pipeline_settings()
     study_overrides = settings.studies[study].get("overrides", [])  # e.g. fewer epochs for a big grid
-    overrides = [f"experiment={study}", *study_overrides, *settings.get("overrides", [])]
+    # later overrides win: a study's own (e.g. its n_jobs) beat the common launcher settings
+    overrides = [*settings.get("launcher", []), f"experiment={study}", *study_overrides,
+                 *settings.get("overrides", [])]
     sweep_dir = Path("outputs/sweeps") / f"{study}-{time.strftime('%Y%m%d-%H%M%S')}"
-    cmd = [sys.executable, "-m", "rnnlab.train", "-m", *overrides, *settings.get("launcher", []),
-           f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [sys.executable, "-m", "rnnlab.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
     print("sweep:", " ".join(cmd), flush=True)
     if subprocess.run(cmd).returncode != 0:
         raise RnnlabError(f"the sweep failed (see the output above and {sweep_dir}); earlier results are kept")
