@@ -1,13 +1,25 @@
-"""The sweep report picks the task's score columns and its headline (higher or lower is better)."""
+"""The comparison report: the task's score columns and headline, seeds pooled into mean ± std, a significance
+statement, and the whole report (Markdown, self-contained HTML, figures) built from a real SQLite MLflow store."""
 
 from __future__ import annotations
 
-from rnnlab.tracking.report import dvc_metrics, report_markdown
+import json
+import re
+import statistics
+import subprocess
+import sys
+
+import pytest
+from conftest import run_train
+
+from rnnlab.tracking import runs
+from rnnlab.tracking.report import config_groups, dvc_metrics, report_markdown, significance
 
 
-def _row(task, cell, **metrics):
-    return {"run_id": f"id-{cell}", "run_name": f"{cell}-run", "status": "FINISHED", "task": task, "cell": cell,
-            "layers": 2, "direction": "uni" if task == "lm" else "bi", "embedding": "learned", "crf": "True",
+def _row(task, cell, seed="1", **metrics):
+    return {"run_id": f"id-{cell}-{seed}", "run_name": f"{cell}-run", "status": "FINISHED", "task": task,
+            "seed": seed, "config": {"embedding": "learned", "cell": cell, "layers": 2,
+                                     "direction": "uni" if task == "lm" else "bi"},
             "params_total": 1000, **metrics}
 
 
@@ -16,7 +28,7 @@ def test_language_model_report_ranks_by_lowest_test_perplexity():
                                                                         best_val_ppl=118.0)]
     text = report_markdown("lm", rows)
     assert "| best val ppl | test ppl |" in text and "| 114.2 |" in text
-    assert "Best test perplexity: 114.2000 (lstm-run" in text
+    assert "Best single run's test perplexity: 114.2000 (lstm-run" in text
     assert dvc_metrics(rows)["best"] == {"test_ppl": 114.2}
     assert dvc_metrics(rows)["learned-rnn-2l-uni"] == {"best_val_ppl": 155.0, "test_ppl": 150.0, "params_total": 1000}
 
@@ -25,7 +37,81 @@ def test_tagging_report_shows_entity_scores_and_ranks_by_highest_f1():
     rows = [_row("ner", "lstm", test_f1=0.88, test_f1_PER=0.93, test_precision=0.87, test_recall=0.89),
             _row("ner", "gru", test_f1=0.86)]
     text = report_markdown("ner", rows)
-    assert "| crf | best val F1 | test precision | test recall | test F1 | PER |" in text
-    assert "| True | - | 0.8700 | 0.8900 | 0.8800 | 0.930 |" in text
-    assert "Best test entity F1: 0.8800 (lstm-run" in text
-    assert "learned-lstm-2l-bi-crf" in dvc_metrics(rows)
+    assert "| test precision | test recall | test F1 | PER |" in text
+    assert "| 0.8700 | 0.8900 | 0.8800 | 0.930 |" in text
+    assert "Best single run's test entity F1: 0.8800 (lstm-run" in text
+
+
+def test_rows_from_before_configs_were_recorded_still_group_by_their_flat_fields():
+    legacy = {"run_id": "a", "run_name": "old", "status": "FINISHED", "task": "ner", "cell": "lstm", "layers": 2,
+              "direction": "bi", "embedding": "pretrained", "crf": "True", "test_f1": 0.89, "fit_seconds": 100.0,
+              "epochs": 4}
+    (group,) = config_groups([legacy])
+    assert group["config"] == {"embedding": "pretrained", "cell": "lstm", "layers": 2, "direction": "bi",
+                               "crf": "True"}
+    assert group["mean"]["seconds_per_epoch"] == 25.0
+    assert "pretrained-lstm-2l-bi-crf" in dvc_metrics([legacy])
+
+
+def test_seeds_pool_into_mean_and_std_and_a_clear_gap_is_significant():
+    good, bad = [0.80, 0.81, 0.82], [0.70, 0.71, 0.72]
+    rows = ([_row("classify", "gru", seed=str(s), test_acc=v) for s, v in enumerate(good)]
+            + [_row("classify", "rnn", seed=str(s), test_acc=v) for s, v in enumerate(bad)])
+    groups = config_groups(rows)
+    assert [g["n"] for g in groups] == [3, 3]  # rnn sorts before gru
+    gru = groups[1]
+    assert gru["mean"]["test_acc"] == pytest.approx(statistics.fmean(good))
+    assert gru["std"]["test_acc"] == pytest.approx(statistics.stdev(good))
+    text = report_markdown("s", rows)
+    assert f"| {statistics.fmean(good):.4f} ± {statistics.stdev(good):.4f} |" in text
+    statement = significance(groups)
+    assert "cell=gru" in statement.split("against")[0] and "is significant at the 5% level" in statement
+
+
+def test_overlapping_seeds_are_reported_as_not_significant():
+    rows = ([_row("classify", "gru", seed=str(s), test_acc=v) for s, v in enumerate([0.75, 0.80, 0.70])]
+            + [_row("classify", "lstm", seed=str(s), test_acc=v) for s, v in enumerate([0.74, 0.79, 0.71])])
+    statement = significance(config_groups(rows))
+    p = float(re.search(r"p = ([0-9.]+)", statement).group(1))
+    assert p > 0.5 and "**not** significant" in statement
+
+
+def test_one_seed_per_configuration_says_no_test_is_possible():
+    rows = [_row("classify", "gru", test_acc=0.8), _row("classify", "lstm", test_acc=0.7)]
+    assert "no significance test is possible" in significance(config_groups(rows))
+
+
+@pytest.mark.slow
+def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "sweep"
+    run_train(tiny_project, "-m", "model.cell=rnn,gru", "seed=1,2", "trainer.max_epochs=2",
+              f"hydra.sweep.dir={sweep_dir}", tracking_uri=uri)
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "rnnlab.report", f"sweep_dir={sweep_dir}", f"out={out}",
+                           f"tracking_uri={uri}", "title=Tiny sweep"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent = runs.read_parent_run_id(sweep_dir)
+    children = runs.child_runs(runs.client(uri), parent)
+    markdown = (out / "report.md").read_text()
+    # one row per cell, each pooling its two seeds
+    table = [line for line in markdown.splitlines() if line.startswith("| word2vec |")]
+    assert len(table) == 2 and all("| 2 |" in line and " ± " in line for line in table)
+    assert "Welch's t-test over 2 and 2 seeds" in markdown
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert {"learning_curves.png", "score_vs_parameters.png", "cost.png"} <= set(figures)
+    assert len(images) == len(figures)
+    for child in children:  # every run listed with its id
+        assert child.info.run_id in page
+    assert {"word2vec-rnn-1l-uni", "word2vec-gru-1l-uni", "best"} == set(json.loads((out / "metrics.json").read_text()))
+
+
+def test_report_command_names_a_missing_parent_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.run([sys.executable, "-m", "rnnlab.report", "parent_run_id=nope", f"tracking_uri={uri}"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "rnnlab: error: parent_run_id='nope' is not a run" in proc.stderr

@@ -37,6 +37,7 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator:
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is for everyone to read
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -24,6 +24,7 @@ def train(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
     from pytorch_lightning.loggers import MLFlowLogger
 
+    from rnnlab.analysis.callbacks import analysis_callbacks
     from rnnlab.io import sha256_tree
     from rnnlab.models.inputs import count_parameters
     from rnnlab.tasks import build
@@ -46,9 +47,10 @@ def train(cfg: DictConfig) -> dict:
     client = runs.client(uri)
     exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
     parent_id = runs.read_parent_run_id(sweep_dir)
-    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(),
-            "rnnlab.data_hash": sha256_tree(tokenized_dir / "data"),
-            "rnnlab.tokenizer_hash": sha256_tree(tokenized_dir / "tokenizer.json")}
+    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit()}
+    for tag, path in (("data_hash", tokenized_dir / "data"), ("tokenizer_hash", tokenized_dir / "tokenizer.json")):
+        if path.exists():  # a synthetic task (e.g. the adding problem) has no tokenized data: its seed is its hash
+            tags[f"rnnlab.{tag}"] = sha256_tree(path)
     if parent_id:
         tags[runs.PARENT_TAG] = parent_id
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -60,7 +62,7 @@ def train(cfg: DictConfig) -> dict:
             runs.log_params(client, run_id, runs.flatten(resolved))
             client.log_dict(run_id, resolved, "config.yaml")
             runs.log_metrics(client, run_id, counts)
-            callbacks = [instantiate(cb) for cb in cfg.callbacks.values()]
+            callbacks = [instantiate(cb) for cb in cfg.callbacks.values()] + analysis_callbacks(cfg, built)
             checkpoint = next(cb for cb in callbacks if isinstance(cb, pl.callbacks.ModelCheckpoint))
             checkpoint.dirpath = str(output_dir / "checkpoints")
             trainer = instantiate(cfg.trainer, logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),

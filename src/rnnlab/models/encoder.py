@@ -15,6 +15,9 @@ from rnnlab.errors import ConfigError
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 NONLINEARITIES = ("tanh", "relu")
+# the gate that decides how much of the previous state is kept, as (chunk index, chunks) in PyTorch's weight
+# layout: LSTM rows are (i, f, g, o), GRU rows (r, z, n); a GRU keeps h_{t-1} where its update gate z is near 1
+KEEP_GATE = {"lstm": (1, 4), "gru": (1, 3)}
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -46,7 +49,8 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(self, input_size: int, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh"):
+                 bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
+                 forget_bias: float | None = None):
         super().__init__()
         if num_layers < 1:
             raise ConfigError(f"model.num_layers={num_layers} must be at least 1")
@@ -64,6 +68,24 @@ class RecurrentEncoder(nn.Module):
             if bidirectional:
                 self.backward_layers.append(make_cell(cell, layer_input, hidden_size, nonlinearity))
         self.dropout = nn.Dropout(dropout)  # like nn.LSTM: between layers only
+        self.forget_bias = forget_bias
+        self.init_forget_bias()
+
+    def init_forget_bias(self) -> None:
+        """Set the bias of the LSTM forget gate (GRU: update gate) to `forget_bias`, so that at initialisation
+        the cell keeps most of its state (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1.0).
+        A model that re-initialises its weights calls this again afterwards."""
+        if self.forget_bias is None:
+            return
+        if self.cell not in KEEP_GATE:
+            raise ConfigError(f"model.forget_bias={self.forget_bias} needs a gated cell, but model.cell="
+                              f"{self.cell!r} has no gates: use lstm or gru, or set model.forget_bias=null")
+        chunk, chunks = KEEP_GATE[self.cell]
+        with torch.no_grad():
+            for module in [*self.forward_layers, *self.backward_layers]:
+                rows = slice(chunk * self.hidden_size, (chunk + 1) * self.hidden_size)
+                module.bias_ih_l0[rows] = self.forget_bias  # the two biases add up: put it all in one
+                module.bias_hh_l0[rows] = 0.0
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1))

@@ -24,7 +24,8 @@ class LanguageModel(nn.Module):
                  freeze_embedding: bool = False, embedding_kind: str = "learned",
                  cell: str = "lstm", hidden_size: int = 200, num_layers: int = 2, bidirectional: bool = False,
                  dropout: float = 0.0, embedding_dropout: float = 0.0, output_dropout: float = 0.0,
-                 nonlinearity: str = "tanh", tie_weights: bool = False, init_range: float | None = 0.1):
+                 nonlinearity: str = "tanh", tie_weights: bool = False, init_range: float | None = 0.1,
+                 forget_bias: float | None = None):
         super().__init__()
         if bidirectional:
             raise ConfigError("model.bidirectional=true: a language model reads left to right (a backward "
@@ -38,7 +39,7 @@ class LanguageModel(nn.Module):
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = RecurrentEncoder(self.embedding.embedding_dim, cell=cell, hidden_size=hidden_size,
                                         num_layers=num_layers, bidirectional=False, dropout=dropout,
-                                        nonlinearity=nonlinearity)
+                                        nonlinearity=nonlinearity, forget_bias=forget_bias)
         self.output_dropout = nn.Dropout(output_dropout)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if init_range is not None:
@@ -47,6 +48,7 @@ class LanguageModel(nn.Module):
             for param in self.parameters():
                 if id(param) not in keep:
                     nn.init.uniform_(param, -init_range, init_range)
+            self.encoder.init_forget_bias()
         if tie_weights:  # Press & Wolf 2017 / Inan et al. 2017: one matrix for input and output words
             self.decoder.weight = self.embedding.weight
 

@@ -1,0 +1,63 @@
+"""`rnnlab-report`: the comparison report (Markdown, a self-contained HTML page, figures, metrics) of any sweep
+in MLflow, named by its parent run or by its Hydra sweep directory.
+
+    rnnlab-report parent_run_id=<MLflow parent run id> [out=reports/<id>] [title="..."] [tracking_uri=...]
+    rnnlab-report sweep_dir=multirun/2026-11-26/14-00-00
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rnnlab.errors import ConfigError, exit_on_user_error
+
+USAGE = ("usage: rnnlab-report parent_run_id=<MLflow parent run id> | sweep_dir=<Hydra sweep dir> "
+         "[out=<dir>] [title=...] [tracking_uri=...]")
+
+
+def collect(parent_run_id: str, tracking_uri: str | None = None) -> dict:
+    """The sweep's rows read back from MLflow: what results/<study>/runs.json holds."""
+    from rnnlab.tracking import runs
+    from rnnlab.tracking.report import sweep_rows
+
+    uri = tracking_uri or runs.tracking_uri()
+    client = runs.client(uri)
+    try:
+        parent = client.get_run(parent_run_id)
+    except Exception as err:
+        raise ConfigError(f"parent_run_id={parent_run_id!r} is not a run in {uri}: take the sweep's parent run "
+                          "from the MLflow UI or from <sweep dir>/mlflow_parent_run_id") from err
+    rows = sweep_rows(client, parent_run_id)
+    if not rows:
+        raise ConfigError(f"run {parent_run_id} ({parent.info.run_name}) has no child runs: is it a sweep's "
+                          "parent run?")
+    return {"parent_run_id": parent_run_id, "runs": rows}
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    from rnnlab.io import write_json
+    from rnnlab.tracking import runs
+    from rnnlab.tracking.report import write_report
+
+    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
+    parent = args.get("parent_run_id")
+    if not parent and "sweep_dir" in args:
+        parent = runs.read_parent_run_id(args["sweep_dir"]) if Path(args["sweep_dir"]).is_dir() else None
+        if not parent:
+            raise ConfigError(f"sweep_dir={args['sweep_dir']!r} holds no {runs.PARENT_FILE}: give the directory "
+                              "of an `rnnlab-train -m` sweep, or parent_run_id=")
+    if not parent:
+        raise ConfigError(USAGE)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    sweep = collect(parent, args.get("tracking_uri"))
+    out = Path(args.get("out", f"reports/{parent}"))
+    write_json(out / "runs.json", sweep)
+    written = write_report(out, args.get("title", f"Sweep {parent}"), sweep)
+    print(f"report: {written['html']} and {written['markdown']} ({len(sweep['runs'])} runs)")
+
+
+if __name__ == "__main__":
+    main()

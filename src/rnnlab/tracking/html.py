@@ -1,0 +1,54 @@
+"""The comparison report as one self-contained HTML page: inline CSS, images inlined as data URIs, no scripts
+or network access, so it opens offline and can be mailed as one file."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+from rnnlab.tracking.report import NOTES, group_table, summary_lines
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+tr.best td { background: #eaf6ea; font-weight: 600; }
+figure { margin: 1.5em 0; } figcaption { color: #555; font-size: 13px; }
+img { max-width: 100%; } p.note { color: #555; font-size: 13px; } code { background: #f6f6f6; }
+"""
+
+
+def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[str, tuple[str, bytes]]) -> str:
+    from rnnlab.tracking.report import ranked
+
+    header, body = group_table(groups)
+    best = ranked(groups)[0]["config"] if ranked(groups) else None
+    table = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    for group, cells in zip(groups, body, strict=True):
+        mark = ' class="best"' if group["config"] == best else ""
+        table.append(f"<tr{mark}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    table.append("</table>")
+    runs = ["<table>", "<tr><th>run</th><th>seed</th><th>status</th><th>MLflow run id</th></tr>"]
+    runs += [f"<tr><td>{html.escape(str(r['run_name']))}</td><td>{html.escape(str(r.get('seed')))}</td>"
+             f"<td>{html.escape(r['status'])}</td><td><code>{html.escape(r['run_id'])}</code></td></tr>"
+             for r in rows]
+    runs.append("</table>")
+    images = [f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
+              f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+              for caption, png in figures.values()]
+    summary = "".join(f"<p>{_inline(line)}</p>" for line in summary_lines(rows, groups))
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body>", f"<h1>{_inline(title)}</h1>",
+        "<h2>Configurations</h2>", *table, summary, f'<p class="note">{html.escape(NOTES)}</p>',
+        "<h2>Figures</h2>", *images, "<h2>Runs</h2>", *runs, "</body></html>", ""])
+
+
+def _inline(text: str) -> str:
+    """Escape, then render the two Markdown marks the report's sentences use: `code` and **bold**."""
+    out = html.escape(text)
+    parts = out.split("`")
+    out = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    parts = out.split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
