@@ -38,6 +38,17 @@ num_workers: 0
 """
 
 
+def garbage_padded_batch(lengths, extra_pad=3, size=5, seed=0):
+    """Random inputs [B, T, size] whose pads hold 99.0: garbage that must never reach a real position."""
+    import torch
+
+    torch.manual_seed(seed)
+    x = torch.randn(len(lengths), max(lengths) + extra_pad, size)
+    for row, n in enumerate(lengths):
+        x[row, n:] = 99.0
+    return x, torch.tensor(lengths)
+
+
 def write_sentiment_csv(path: Path, rows: int = 240, seed: int = 0) -> None:
     """Texts whose label is decided by which polarity words they contain (learnable in a few epochs)."""
     rng = random.Random(seed)

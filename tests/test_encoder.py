@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import garbage_padded_batch
 from torch import nn
 
 from rnnlab.errors import ConfigError
@@ -12,21 +13,13 @@ from rnnlab.models.inputs import count_parameters
 CASES = [(cell, layers, bi) for cell in ("rnn", "lstm", "gru") for layers in (1, 2) for bi in (False, True)]
 
 
-def _batch(lengths, extra_pad=3, size=5, seed=0):
-    torch.manual_seed(seed)
-    x = torch.randn(len(lengths), max(lengths) + extra_pad, size)
-    for row, n in enumerate(lengths):
-        x[row, n:] = 99.0  # garbage in the pads: must not leak into any real position
-    return x, torch.tensor(lengths)
-
-
 @pytest.mark.parametrize("cell,layers,bidirectional", CASES)
 def test_padded_batch_equals_each_sequence_alone(cell, layers, bidirectional):
     torch.manual_seed(1)
     encoder = RecurrentEncoder(5, cell=cell, hidden_size=7, num_layers=layers, bidirectional=bidirectional,
                                dropout=0.5).eval()
     lengths = [6, 1, 4, 9]
-    x, lens = _batch(lengths)
+    x, lens = garbage_padded_batch(lengths)
     with torch.no_grad():
         outputs, summary = encoder(x, lens)
         for row, n in enumerate(lengths):
@@ -49,7 +42,7 @@ def test_matches_packed_torch_module_with_same_weights(cell):
             for suffix, module in (("", ours.forward_layers[layer]), ("_reverse", ours.backward_layers[layer])):
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     getattr(reference, f"{name}_l{layer}{suffix}").copy_(getattr(module, f"{name}_l0"))
-        x, lens = _batch([3, 7, 5])
+        x, lens = garbage_padded_batch([3, 7, 5])
         packed = nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
         ref_out, ref_h = reference(packed)
         ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_out, batch_first=True, total_length=x.size(1))

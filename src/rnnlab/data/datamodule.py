@@ -29,7 +29,23 @@ def collate(items):
     return {"input_ids": ids, "lengths": lengths, "labels": torch.stack([label for _, label in items])}
 
 
-class ClassificationDataModule(pl.LightningDataModule):
+class SplitDataModule(pl.LightningDataModule):
+    """A DataModule whose three loaders differ only by split: subclasses define `_loader(split, train)`."""
+
+    def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("validation", train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", train=False)
+
+
+class ClassificationDataModule(SplitDataModule):
     def __init__(self, tokenized_dir: str, batch_size: int = 64, eval_batch_size: int = 256,
                  max_length: int | None = None, truncation_side: str = "head", pool_batches: int = 50,
                  num_workers: int = 0, seed: int = 0):
@@ -61,12 +77,3 @@ class ClassificationDataModule(pl.LightningDataModule):
                                      shuffle=train, seed=self.seed, pool_batches=self.pool_batches)
         return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
                                            num_workers=self.num_workers)
-
-    def train_dataloader(self):
-        return self._loader("train", train=True)
-
-    def val_dataloader(self):
-        return self._loader("validation", train=False)
-
-    def test_dataloader(self):
-        return self._loader("test", train=False)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from rnnlab.data.batching import BucketBatchSampler, pad_batch
+from rnnlab.data.datamodule import SplitDataModule
 from rnnlab.errors import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -46,7 +46,7 @@ def encode_sentence(ids, case, tags, words, chars: dict | None, max_chars: int) 
     return item
 
 
-class TaggingDataModule(pl.LightningDataModule):
+class TaggingDataModule(SplitDataModule):
     def __init__(self, tokenized_dir: str, batch_size: int = 32, eval_batch_size: int = 256,
                  pool_batches: int = 50, num_workers: int = 0, seed: int = 0, use_chars: bool = False,
                  max_chars: int = 20):
@@ -88,12 +88,3 @@ class TaggingDataModule(pl.LightningDataModule):
                                      shuffle=train, seed=self.seed, pool_batches=self.pool_batches)
         return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
                                            num_workers=self.num_workers)
-
-    def train_dataloader(self):
-        return self._loader("train", train=True)
-
-    def val_dataloader(self):
-        return self._loader("validation", train=False)
-
-    def test_dataloader(self):
-        return self._loader("test", train=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from torch import nn
 
 
@@ -36,6 +37,13 @@ class TaskModule(pl.LightningModule):
         self.train_slots = 0  # tokens + padding: what the kernels actually computed
         self.train_seconds = 0.0
         self._batch_start = 0.0
+
+    def batch_loss(self, batch) -> torch.Tensor:
+        """The scalar training loss of one batch, with no logging and no metric updates: what the analyses
+        (rnnlab.analysis) differentiate. Each task defines it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define batch_loss(batch), which the analyses "
+                                  "(analysis.gradient_flow, analysis.gates) need: return the scalar training loss "
+                                  "of one batch")
 
     def count_tokens(self, real: int, slots: int) -> None:
         self.train_tokens += real

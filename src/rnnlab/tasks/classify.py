@@ -59,6 +59,9 @@ class ClassifyTask(TaskModule):
     def forward(self, batch):
         return self.model(batch["input_ids"], batch["lengths"])
 
+    def batch_loss(self, batch):
+        return self.loss(self(batch), batch["labels"])
+
     def _step(self, batch, stage: str):
         logits = self(batch)
         loss = self.loss(logits, batch["labels"])

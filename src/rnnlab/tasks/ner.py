@@ -103,9 +103,12 @@ class TagTask(TaskModule):
     def forward(self, batch):
         return self.model(batch["input_ids"], batch["lengths"], batch["case_ids"], batch.get("char_ids"))
 
+    def batch_loss(self, batch):
+        return self.model.loss(self(batch), batch["tags"])
+
     def training_step(self, batch, batch_idx):
         self.count_tokens(int(batch["lengths"].sum()), batch["input_ids"].numel())
-        loss = self.model.loss(self(batch), batch["tags"])
+        loss = self.batch_loss(batch)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["lengths"]))
         return loss
 
