@@ -2,7 +2,7 @@
 in MLflow, named by its parent run or by its Hydra sweep directory.
 
     rnnlab-report parent_run_id=<MLflow parent run id> [out=reports/<id>] [title="..."] [tracking_uri=...]
-    rnnlab-report sweep_dir=multirun/2026-11-26/14-00-00
+    rnnlab-report sweep_dir=outputs/sweeps/2026-11-26_14-00-00
 """
 
 from __future__ import annotations

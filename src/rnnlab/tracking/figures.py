@@ -135,7 +135,10 @@ def _top_forward_h(table: list[dict]) -> list[dict]:
     if not rows:
         return []
     top = max(r["layer"] for r in rows)
-    return [r for r in rows if r["layer"] == top]
+    rows = [r for r in rows if r["layer"] == top]
+    # far distances that few sequences reach are averages of a handful of values: leave them out
+    enough = 0.1 * max(r.get("count", 1) for r in rows)
+    return [r for r in rows if r.get("count", enough) >= enough]
 
 
 def gradient_flow(rows, groups):

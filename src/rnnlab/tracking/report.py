@@ -21,7 +21,9 @@ SCORE_COLUMNS = {  # (header, metric, format)
             ("PER", "test_f1_PER", "{:.3f}"), ("LOC", "test_f1_LOC", "{:.3f}"), ("ORG", "test_f1_ORG", "{:.3f}"),
             ("MISC", "test_f1_MISC", "{:.3f}")],
     "lm": [("best val ppl", "best_val_ppl", "{:.1f}"), ("test ppl", "test_ppl", "{:.1f}")],
-    "longrange": [("test MSE", "test_mse", "{:.4f}"), ("test acc", "test_acc", "{:.4f}"),
+    "longrange": [("test MSE", "test_mse", "{:.4f}"), ("baseline MSE", "baseline_mse", "{:.4f}"),
+                  ("test acc", "test_acc", "{:.4f}"), ("grad ratio init", "grad_h_ratio_init", "{:.1e}"),
+                  ("grad ratio trained", "grad_h_ratio_trained", "{:.1e}"),
                   ("solved", "solved", "{:.2f}"), ("steps to solve", "steps_to_solve", "{:,.0f}")],
 }
 RUN_COLUMNS = [("epochs", "epochs", "{:.0f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
