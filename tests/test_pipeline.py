@@ -63,7 +63,8 @@ def test_repro_builds_every_stage_output(repo):
     for out in ("data/tiny/raw/tiny.csv", "data/tiny/prepared/data/dataset_dict.json",
                 "data/tiny/tokenized/tokenizer.json", "data/tiny/embeddings/word2vec/matrix.npy",
                 "data/tiny/embeddings/glove/matrix.npy", "results/embedding_scores/tiny-glove.json",
-                "results/tiny_study/runs.json", "results/tiny_study/report.md"):
+                "results/tiny_study/runs.json", "results/tiny_study/report.md",
+                "results/tiny_study/report.html"):
         assert (repo / out).exists(), out
     sweep = json.loads((repo / "results/tiny_study/runs.json").read_text())
     assert sorted(r["cell"] for r in sweep["runs"]) == ["lstm", "rnn"]

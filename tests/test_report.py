@@ -86,7 +86,7 @@ def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "sweep"
     run_train(tiny_project, "-m", "model.cell=rnn,gru", "seed=1,2", "trainer.max_epochs=2",
-              f"hydra.sweep.dir={sweep_dir}", tracking_uri=uri)
+              "analysis.gradient_flow=true", "analysis.gates=true", f"hydra.sweep.dir={sweep_dir}", tracking_uri=uri)
     out = tmp_path / "report"
     proc = subprocess.run([sys.executable, "-m", "rnnlab.report", f"sweep_dir={sweep_dir}", f"out={out}",
                            f"tracking_uri={uri}", "title=Tiny sweep"], capture_output=True, text=True)
@@ -102,7 +102,8 @@ def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert {"learning_curves.png", "score_vs_parameters.png", "cost.png"} <= set(figures)
+    assert {"learning_curves.png", "score_vs_parameters.png", "cost.png", "gradient_flow.png", "gates.png"} == set(
+        figures)
     assert len(images) == len(figures)
     for child in children:  # every run listed with its id
         assert child.info.run_id in page

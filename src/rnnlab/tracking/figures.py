@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import statistics
 
-from rnnlab.tracking.report import CURVE, describe, headline
+from rnnlab.tracking.report import CURVE, ORDER, describe, headline
 
 CELL_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 STYLES = ["-", "--", ":", "-."]
@@ -182,7 +182,7 @@ def gate_activity(rows, groups):
                                  []).append(entry)
     if not stats:
         return None
-    keys = sorted(stats, key=lambda k: (k[0], k[1]))
+    keys = sorted(stats, key=lambda k: (ORDER.get(k[0], 9), k[1]))
     figure, axes = plt.subplots(figsize=(max(6, 0.6 * len(keys) + 2), 4))
     positions = range(len(keys))
     means = [statistics.fmean(e["mean"] for e in stats[k]) for k in keys]
