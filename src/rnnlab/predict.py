@@ -32,6 +32,12 @@ def load_run(run_id: str, tracking_uri: str | None = None):
         try:
             files = Path(client.download_artifacts(run_id, "", tmp))
             config = OmegaConf.load(files / "config.yaml")
+        except Exception as err:
+            raise ConfigError(f"run {run_id} has no config.yaml artifact: is it a training run that started?") from err
+        if config.task.get("kind") == "longrange":
+            raise ConfigError(f"run {run_id} learned a synthetic long-range task ({config.data.name}): it has no "
+                              f"text to label: its gradient flow and gates are in its analysis/ artifacts")
+        try:
             tokenizer = load_tokenizer(files / "tokenizer.json")
             checkpoint = torch.load(files / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
         except Exception as err:
