@@ -29,7 +29,8 @@ def main() -> None:
     print("sweep:", " ".join(cmd), flush=True)
     if subprocess.run(cmd).returncode != 0:
         raise RnnlabError(f"the sweep failed (see the output above and {sweep_dir}); earlier results are kept")
-    cfg = stage_config([f"experiment={study}", *study_overrides])
+    # the runs' own config, for the tracking URI: Hydra's own keys (launcher, sweep dir) do not compose there
+    cfg = stage_config([f"experiment={study}", *[o for o in study_overrides if not o.startswith("hydra")]])
     client = runs.client(runs.tracking_uri(cfg.logger))
     parent = runs.read_parent_run_id(sweep_dir)
     rows = sweep_rows(client, parent)

@@ -51,7 +51,8 @@ def repo(tmp_path_factory) -> Path:
         "embeddings": {f"tiny-{name}": {"data": "tiny", "embedding": name, "corpus": "tiny"}
                        for name in ("word2vec", "glove")},
         "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec", "task": "classify",
-                                   "model": "recurrent", "optimizer": "adam"}},
+                                   "model": "recurrent", "optimizer": "adam",
+                                   "overrides": ["hydra.job.chdir=false"]}},   # a study may set Hydra's own keys
         "launcher": [], "overrides": overrides}))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     _dvc(root, "init", "-q")
