@@ -142,33 +142,41 @@ def _top_forward_h(table: list[dict]) -> list[dict]:
 
 
 def gradient_flow(rows, groups):
+    """One line per configuration (mean over its seeds): same cell, same colour; the other factors (depth,
+    direction, T ...) set the line style, so cells are compared on the same data."""
     import matplotlib.pyplot as plt
 
-    tables = [(r["config"] if "config" in r else {}, r["analysis"]["gradient_flow"]) for r in rows
-              if r.get("analysis", {}).get("gradient_flow") and r["status"] == "FINISHED"]
+    tables = [(group, [r["analysis"]["gradient_flow"] for r in group["runs"]
+                       if r.get("analysis", {}).get("gradient_flow") and r["status"] == "FINISHED"])
+              for group in groups]
+    tables = [(group, runs) for group, runs in tables if runs]
     if not tables:
         return None
-    stages = sorted({row["stage"] for _, table in tables for row in table}, key=lambda s: s != "init")
-    figure, panels = plt.subplots(1, len(stages), figsize=(5 * len(stages), 4), sharey=True, squeeze=False)
+    stages = sorted({row["stage"] for _, runs in tables for table in runs for row in table},
+                    key=lambda s: s != "init")
+    figure, panels = plt.subplots(1, len(stages), figsize=(5.5 * len(stages), 4.5), sharey=True, squeeze=False)
     for panel, stage in zip(panels[0], stages, strict=True):
-        by_cell: dict[str, dict[float, list[float]]] = {}
-        for config, table in tables:
-            for row in _top_forward_h([r for r in table if r["stage"] == stage]):
-                by_cell.setdefault(str(config.get("cell")), {}).setdefault(row["distance"], []).append(
-                    row["mean_norm"])
-        for cell, by_distance in by_cell.items():
+        for group, runs in tables:
+            by_distance: dict[float, list[float]] = {}
+            for table in runs:
+                for row in _top_forward_h([r for r in table if r["stage"] == stage]):
+                    by_distance.setdefault(row["distance"], []).append(row["mean_norm"])
+            if not by_distance:
+                continue
             distances = sorted(by_distance)
             norms = [statistics.fmean(by_distance[d]) for d in distances]
             base = norms[0] or 1.0
-            panel.plot(distances, [n / base for n in norms], color=CELL_COLORS.get(cell, "#7f7f7f"), label=cell)
+            panel.plot(distances, [n / base for n in norms], _style(groups, group), color=_color(group["config"]),
+                       label=describe(group["config"]))
         panel.set_yscale("log")
         panel.set_xlabel("distance from the loss (steps back in time)")
         panel.set_title(f"at {'initialisation' if stage == 'init' else 'the end of training'}")
         panel.grid(alpha=0.3)
-        panel.legend(fontsize=8)
     panels[0][0].set_ylabel("‖dL/dh_t‖ relative to the last step")
-    figure.suptitle("Gradient flow through time (top layer, forward direction; mean over runs of each cell)")
-    return "Gradient flow through time per cell", figure
+    panels[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle("Gradient flow through time (top layer, forward direction; a line ends where the norm "
+                    "underflows to 0)")
+    return "Gradient flow through time per configuration", figure
 
 
 def gate_activity(rows, groups):
