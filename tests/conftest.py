@@ -38,6 +38,10 @@ num_workers: 0
 """
 
 
+# every encoder configuration: cell x depth x direction
+ENCODER_CASES = [(cell, layers, bi) for cell in ("rnn", "lstm", "gru") for layers in (1, 2) for bi in (False, True)]
+
+
 def garbage_padded_batch(lengths, extra_pad=3, size=5, seed=0):
     """Random inputs [B, T, size] whose pads hold 99.0: garbage that must never reach a real position."""
     import torch

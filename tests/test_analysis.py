@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import garbage_padded_batch, run_train
+from conftest import ENCODER_CASES, garbage_padded_batch, run_train
 from torch import nn
 
 from rnnlab.analysis.callbacks import quietly
@@ -24,7 +24,7 @@ from rnnlab.models.language_model import LanguageModel
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.lm import LanguageModelTask
 
-CASES = [(cell, layers, bi) for cell in ("rnn", "lstm", "gru") for layers in (1, 2) for bi in (False, True)]
+CASES = ENCODER_CASES
 
 
 @pytest.mark.parametrize("cell,layers,bidirectional", CASES)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import garbage_padded_batch
+from conftest import ENCODER_CASES, garbage_padded_batch
 from torch import nn
 
 from rnnlab.errors import ConfigError
@@ -10,7 +10,7 @@ from rnnlab.models.classifier import SequenceClassifier
 from rnnlab.models.encoder import RecurrentEncoder, reverse_within_length
 from rnnlab.models.inputs import count_parameters
 
-CASES = [(cell, layers, bi) for cell in ("rnn", "lstm", "gru") for layers in (1, 2) for bi in (False, True)]
+CASES = ENCODER_CASES
 
 
 @pytest.mark.parametrize("cell,layers,bidirectional", CASES)

@@ -23,7 +23,8 @@ def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[
     from rnnlab.tracking.report import ranked
 
     header, body = group_table(groups)
-    best = ranked(groups)[0]["config"] if ranked(groups) else None
+    order = ranked(groups)
+    best = order[0]["config"] if order else None
     table = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
     for group, cells in zip(groups, body, strict=True):
         mark = ' class="best"' if group["config"] == best else ""

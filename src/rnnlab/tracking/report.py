@@ -380,7 +380,8 @@ def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path
 
     out = Path(out_dir)
     rows = sweep["runs"]
-    figures = report_figures(rows, config_groups(rows))  # {name: (caption, png bytes)}
+    groups = config_groups(rows)
+    figures = report_figures(rows, groups)  # {name: (caption, png bytes)}
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):
         stale.unlink()
@@ -392,6 +393,6 @@ def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path
     with atomic_file(out / "report.md") as handle:
         handle.write(markdown)
     with atomic_file(out / "report.html") as handle:
-        handle.write(report_html(title, rows, config_groups(rows), figures))
+        handle.write(report_html(title, rows, groups, figures))
     write_json(out / "metrics.json", dvc_metrics(rows))
     return {"markdown": out / "report.md", "html": out / "report.html", "metrics": out / "metrics.json"}
