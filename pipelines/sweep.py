@@ -30,12 +30,20 @@ def main() -> None:
     if subprocess.run(cmd).returncode != 0:
         raise RnnlabError(f"the sweep failed (see the output above and {sweep_dir}); earlier results are kept")
     # the runs' own config, for the tracking URI: Hydra's own keys (launcher, sweep dir) do not compose there
-    cfg = stage_config([f"experiment={study}", *[o for o in study_overrides if not o.startswith("hydra")]])
+    cfg = stage_config([f"experiment={study}", *single_values(study_overrides)])
     client = runs.client(runs.tracking_uri(cfg.logger))
     parent = runs.read_parent_run_id(sweep_dir)
     rows = sweep_rows(client, parent)
     write_json(Path("results") / study / "runs.json", {"parent_run_id": parent, "runs": rows})
     print(f"sweep: {len(rows)} runs under MLflow parent run {parent}")
+
+
+def single_values(overrides: list[str]) -> list[str]:
+    """The overrides a plain composition accepts: not Hydra's own keys, not sweeps (`model.attention=none,dot`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
+    return [o.input_line for o in parsed if not o.is_sweep_override()]
 
 
 if __name__ == "__main__":

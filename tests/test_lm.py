@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, run_module
 from omegaconf import OmegaConf
 from torch.nn import functional as F
 
@@ -210,20 +207,13 @@ def test_lr_is_held_then_halved_every_epoch():
     assert [HoldThenDecay(0.5, 4)(epoch) for epoch in range(7)] == [1, 1, 1, 1, 0.5, 0.25, 0.125]
 
 
-def _run(module: str, project: Path, *args: str, tracking_uri: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1"}
-    env.pop("RNNLAB_PARENT_RUN_ID", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=project, env=env, capture_output=True,
-                          text=True)
-
-
 @pytest.mark.slow
 def test_rnnlab_train_experiment_lm_then_generate_from_the_run(lm_project, tmp_path, capsys):
     from rnnlab.generate import main as generate_main
     from rnnlab.tracking import runs
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = _run("rnnlab.train", lm_project, *LM_TINY, f"hydra.run.dir={tmp_path / 'run'}", tracking_uri=uri)
+    proc = run_module("rnnlab.train", lm_project, *LM_TINY, f"hydra.run.dir={tmp_path / 'run'}", tracking_uri=uri)
     assert proc.returncode == 0, proc.stderr[-5000:]
     client = runs.client(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("lm-tinylm").experiment_id])
@@ -236,7 +226,7 @@ def test_rnnlab_train_experiment_lm_then_generate_from_the_run(lm_project, tmp_p
     assert run.data.params["model.cell"] == "lstm" and run.data.params["data.bptt"] == "7"
 
     args = ["prompt=the cat zebra", "words=12", "strategy=sample", "seed=3", f"tracking_uri={uri}"]
-    by_run = _run("rnnlab.generate", lm_project, f"run_id={run_id}", *args, tracking_uri=uri)
+    by_run = run_module("rnnlab.generate", lm_project, f"run_id={run_id}", *args, tracking_uri=uri)
     assert by_run.returncode == 0, by_run.stderr
     text = by_run.stdout
     assert text.startswith("the cat zebra ") and len(text.split()) + text.count("\n") - 1 == 3 + 12  # <eos> = line break
@@ -249,7 +239,7 @@ def test_rnnlab_train_experiment_lm_then_generate_from_the_run(lm_project, tmp_p
     generate_main(["model=models:/tiny-lm/1", *args])  # in this process: one interpreter start less
     assert capsys.readouterr().out == by_run.stdout  # the registered version's run, same seed: same words
 
-    predicted = _run("rnnlab.predict", lm_project, f"run_id={run_id}", "text=the cat", f"tracking_uri={uri}",
+    predicted = run_module("rnnlab.predict", lm_project, f"run_id={run_id}", "text=the cat", f"tracking_uri={uri}",
                      tracking_uri=uri)  # a language model is not a classifier: one clear error
     assert predicted.returncode == 2 and "rnnlab-generate" in predicted.stderr
     assert "Traceback" not in predicted.stderr
@@ -258,7 +248,7 @@ def test_rnnlab_train_experiment_lm_then_generate_from_the_run(lm_project, tmp_p
 @pytest.mark.slow
 def test_a_bidirectional_language_model_is_one_clear_error(lm_project, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = _run("rnnlab.train", lm_project, *LM_TINY, "model.bidirectional=true", f"hydra.run.dir={tmp_path}",
+    proc = run_module("rnnlab.train", lm_project, *LM_TINY, "model.bidirectional=true", f"hydra.run.dir={tmp_path}",
                 tracking_uri=uri)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("rnnlab: error:")]

@@ -52,7 +52,8 @@ def repo(tmp_path_factory) -> Path:
                        for name in ("word2vec", "glove")},
         "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec", "task": "classify",
                                    "model": "recurrent", "optimizer": "adam",
-                                   "overrides": ["hydra.job.chdir=false"]}},   # a study may set Hydra's own keys
+                                   # a study may set Hydra's own keys, and sweep a key itself
+                                   "overrides": ["hydra.job.chdir=false", "model.cell=rnn,lstm"]}},
         "launcher": [], "overrides": overrides}))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     _dvc(root, "init", "-q")

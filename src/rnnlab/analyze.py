@@ -97,8 +97,10 @@ def analyze(run_id: str, tracking_uri: str | None = None, sentence: str | None =
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
-    if "run_id" not in args or set(args) - KEYS:
+    from rnnlab.cli import key_values
+
+    args = key_values(sys.argv[1:] if argv is None else argv, KEYS, USAGE)
+    if "run_id" not in args:
         raise ConfigError(USAGE)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     numbers = {}

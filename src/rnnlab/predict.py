@@ -12,6 +12,8 @@ from pathlib import Path
 
 from rnnlab.errors import ConfigError, exit_on_user_error
 
+USAGE = 'usage: rnnlab-predict run_id=<MLflow run id> text="..." | file=<one text per line> [tracking_uri=...]'
+
 
 def load_run(run_id: str, tracking_uri: str | None = None):
     """(model, tokenizer, config) of a training run, rebuilt from its logged artifacts."""
@@ -80,16 +82,21 @@ def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
+    from rnnlab.cli import key_values
+
+    args = key_values(sys.argv[1:] if argv is None else argv, {"run_id", "text", "file", "tracking_uri"}, USAGE)
     if "run_id" not in args or not ({"text", "file"} & args.keys()):
-        raise ConfigError("usage: rnnlab-predict run_id=<MLflow run id> text=\"...\" | file=<one text per line> "
-                          "[tracking_uri=...]")
+        raise ConfigError(USAGE)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     texts = [args["text"]] if "text" in args else Path(args["file"]).read_text().splitlines()
     model, tokenizer, config = load_run(args["run_id"], args.get("tracking_uri"))
-    if config.task.get("kind", "classify") == "lm":
-        raise ConfigError(f"run {args['run_id']} is a language model: continue text with "
-                          f"`rnnlab-generate run_id={args['run_id']} prompt=\"...\"`")
+    elsewhere = {"lm": f"it is a language model: continue text with `rnnlab-generate run_id={args['run_id']} "
+                       'prompt="..."`',
+                 "generate": f"it generates text: `rnnlab-generate run_id={args['run_id']} label=...`",
+                 "translation": f"it translates: `rnnlab-translate run_id={args['run_id']} text=\"...\"`"}
+    kind = config.task.get("kind", "classify")
+    if kind in elsewhere:
+        raise ConfigError(f"run {args['run_id']} does not label texts: {elsewhere[kind]}")
     for row in predict(model, tokenizer, config, texts):
         if "tags" in row:
             print(" ".join(f"{word}/{tag}" for word, tag in row["tags"]))

@@ -38,11 +38,13 @@ def collect(parent_run_id: str, tracking_uri: str | None = None) -> dict:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
+    from rnnlab.cli import key_values
     from rnnlab.io import write_json
     from rnnlab.tracking import runs
     from rnnlab.tracking.report import write_report
 
-    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
+    args = key_values(sys.argv[1:] if argv is None else argv,
+                      {"parent_run_id", "sweep_dir", "out", "title", "tracking_uri"}, USAGE)
     parent = args.get("parent_run_id")
     if not parent and "sweep_dir" in args:
         parent = runs.read_parent_run_id(args["sweep_dir"]) if Path(args["sweep_dir"]).is_dir() else None

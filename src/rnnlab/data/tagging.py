@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from rnnlab.data.batching import BucketBatchSampler, pad_batch
-from rnnlab.data.datamodule import SplitDataModule
-from rnnlab.errors import DataError
+from rnnlab.data.datamodule import SplitDataModule, load_tokenized
 
 SPLITS = ("train", "validation", "test")
 IGNORE = -100
@@ -68,13 +67,7 @@ class TaggingDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data_dir = self.tokenized_dir / "data"
-        if not (data_dir / "dataset_dict.json").exists() or not (self.tokenized_dir / "tags.json").exists():
-            raise DataError(f"{self.tokenized_dir} holds no tokenized tagging data: run `dvc repro` (the "
-                            "tokenize stage) for a data set with data.format=conll first")
-        from datasets import load_from_disk
-
-        dataset = load_from_disk(str(data_dir))
+        dataset = load_tokenized(self.tokenized_dir, "tokenized tagging data (data.format=conll)", needs="tags.json")
         chars = self.chars if self.use_chars else None
         for split in SPLITS:
             rows = dataset[split]

@@ -2,7 +2,10 @@
 config's `special_tokens` (e.g. a language model's `<eos>`).
 
 Text rows (`text` column) are split by the pre-tokenizer; pre-split rows (`tokens` column, tagging data) keep
-their words one to one, so tags stay aligned, and get a `case_ids` column (rnnlab.data.case)."""
+their words one to one, so tags stay aligned, and get a `case_ids` column (rnnlab.data.case). Translation pairs
+(`source`, `target` columns) get one tokenizer per language: tokenizer.json for the source and
+target_tokenizer.json for the target, whose `<bos>` / `<eos>` (tokenizer.target_special_tokens) frame every
+target sentence."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from rnnlab.errors import ConfigError
 from rnnlab.io import atomic_dir, write_json
 
 PAD, UNK = "<pad>", "<unk>"
+BOS, EOS = "<bos>", "<eos>"
 
 
 def _normalizer(cfg):
@@ -83,6 +87,8 @@ def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path
 
     prepared_dir = Path(prepared_dir)
     dataset = load_from_disk(str(prepared_dir / "data"))
+    if "source" in dataset["train"].column_names:
+        return _tokenize_pairs(tokenizer_cfg, dataset, Path(out_dir))
     pretokenized = "tokens" in dataset["train"].column_names
     added = 0
     if pretokenized:
@@ -115,6 +121,41 @@ def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path
             shutil.copy(prepared_dir / "tags.json", tmp / "tags.json")
         if pretokenized:  # the character vocabulary of a tagger's character encoder: the train split's
             write_json(tmp / "chars.json", character_vocabulary(dataset["train"]["tokens"]))
+        write_json(tmp / "stats.json", stats)
+    return stats
+
+
+def _tokenize_pairs(tokenizer_cfg, dataset, out_dir: Path) -> dict:
+    """Source and target tokenizers from the train split; ids for both sides of every split (the texts are
+    kept: BLEU compares with the reference's own words, never with `<unk>`)."""
+    from omegaconf import OmegaConf
+
+    source_tokenizer = build_tokenizer(dataset["train"]["source"], tokenizer_cfg)
+    target_cfg = OmegaConf.create({**OmegaConf.to_container(tokenizer_cfg, resolve=True),
+                                   "special_tokens": list(tokenizer_cfg.get("target_special_tokens", [BOS, EOS]))})
+    target_tokenizer = build_tokenizer(dataset["train"]["target"], target_cfg)
+    for token in (BOS, EOS):
+        if target_tokenizer.token_to_id(token) is None:
+            raise ConfigError(f"tokenizer.target_special_tokens must include {token}: the decoder starts from "
+                              f"{BOS} and stops at {EOS}")
+
+    def encode(batch):
+        source = [enc.ids for enc in source_tokenizer.encode_batch(batch["source"])]
+        target = [enc.ids for enc in target_tokenizer.encode_batch(batch["target"])]
+        return {"source_ids": source, "target_ids": target, "length": [len(seq) for seq in source]}
+
+    encoded = dataset.map(encode, batched=True, batch_size=1000, keep_in_memory=True)
+    stats = {"source_vocab_size": source_tokenizer.get_vocab_size(),
+             "target_vocab_size": target_tokenizer.get_vocab_size()}
+    for side in ("source", "target"):
+        train = encoded["train"][f"{side}_ids"]
+        tokens = sum(map(len, train))
+        stats[f"train_{side}_tokens"] = tokens
+        stats[f"train_{side}_unk_rate"] = sum(seq.count(1) for seq in train) / max(tokens, 1)
+    with atomic_dir(out_dir) as tmp:
+        source_tokenizer.save(str(tmp / "tokenizer.json"))
+        target_tokenizer.save(str(tmp / "target_tokenizer.json"))
+        encoded.save_to_disk(str(tmp / "data"))
         write_json(tmp / "stats.json", stats)
     return stats
 

@@ -76,3 +76,29 @@ class TaskModule(pl.LightningModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
                                                          "interval": "epoch"}}
+
+
+class SplitPerplexity:
+    """For a TaskModule that scores token predictions: the cross-entropy summed over a whole split, so that
+    <split>_loss is the mean per token of the split (not a mean of batch means) and <split>_ppl = exp of it.
+    The subclass's __init__ sets `self.loss_sums = {}` and `self.token_counts = {}`."""
+
+    def reset_split(self, stage: str) -> None:
+        self.loss_sums[stage] = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.token_counts[stage] = 0
+
+    def add_to_split(self, stage: str, total: torch.Tensor, tokens: int) -> None:
+        """Count `total` (summed cross-entropy of `tokens` tokens) in the split's sum."""
+        if stage not in self.loss_sums:
+            self.reset_split(stage)
+        self.loss_sums[stage] += total.detach().double()
+        self.token_counts[stage] += tokens
+
+    def log_split(self, stage: str) -> float:
+        """Log <stage>_loss and <stage>_ppl; return the perplexity (inf for a diverged run, not an error)."""
+        import math
+
+        mean = float(self.loss_sums[stage]) / max(self.token_counts[stage], 1)
+        ppl = math.exp(mean) if mean < 700 else math.inf
+        self.log_dict({f"{stage}_loss": mean, f"{stage}_ppl": ppl})
+        return ppl

@@ -8,7 +8,6 @@ al. (2014) is `task.decay_after_epochs` epochs at the optimizer's rate, then x `
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from torch.nn import functional as F
 
 from rnnlab.errors import ConfigError
 from rnnlab.models.language_model import detach_state
-from rnnlab.tasks.base import Built, TaskModule
+from rnnlab.tasks.base import Built, SplitPerplexity, TaskModule
 
 STAGES = ("train", "val", "test")
 
@@ -79,7 +78,7 @@ def step_decay(decay: float | None, hold: int):
     return factory
 
 
-class LanguageModelTask(TaskModule):
+class LanguageModelTask(SplitPerplexity, TaskModule):
     objective, maximize = "val_ppl", False
 
     def __init__(self, model: nn.Module, optimizer, scheduler=None, sum_over_time: bool = False):
@@ -96,8 +95,7 @@ class LanguageModelTask(TaskModule):
 
     def _reset(self, stage: str) -> None:
         self.states[stage] = None
-        self.loss_sums[stage] = torch.zeros((), dtype=torch.float64, device=self.device)
-        self.token_counts[stage] = 0
+        self.reset_split(stage)
 
     def batch_loss(self, batch):
         """Mean token cross-entropy of one window read from a zero state (no state carried in or out)."""
@@ -111,9 +109,7 @@ class LanguageModelTask(TaskModule):
         logits, state = self(batch["input_ids"], self.states[stage])
         self.states[stage] = detach_state(state)
         loss = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
-        tokens = batch["targets"].numel()
-        self.loss_sums[stage] += loss.detach().double() * tokens
-        self.token_counts[stage] += tokens
+        self.add_to_split(stage, loss.detach().double() * batch["targets"].numel(), batch["targets"].numel())
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -138,18 +134,11 @@ class LanguageModelTask(TaskModule):
     def on_test_epoch_start(self) -> None:
         self._reset("test")
 
-    def _log_split(self, stage: str) -> float:
-        """Log <stage>_loss (mean token cross-entropy over the split) and <stage>_ppl = exp of it."""
-        mean = float(self.loss_sums[stage]) / max(self.token_counts[stage], 1)
-        ppl = math.exp(mean) if mean < 700 else math.inf  # a diverged run: inf, not an OverflowError
-        self.log_dict({f"{stage}_loss": mean, f"{stage}_ppl": ppl})
-        return ppl
-
     def on_train_epoch_end(self) -> None:
-        self._log_split("train")
+        self.log_split("train")
 
     def on_validation_epoch_end(self) -> None:
-        self.track_objective(self._log_split("val"))
+        self.track_objective(self.log_split("val"))
 
     def on_test_epoch_end(self) -> None:
-        self._log_split("test")
+        self.log_split("test")

@@ -25,22 +25,30 @@ SCORE_COLUMNS = {  # (header, metric, format)
                   ("test acc", "test_acc", "{:.4f}"), ("grad ratio init", "grad_h_ratio_init", "{:.1e}"),
                   ("grad ratio trained", "grad_h_ratio_trained", "{:.1e}"),
                   ("solved", "solved", "{:.2f}"), ("steps to solve", "steps_to_solve", "{:,.0f}")],
+    "translation": [("best val BLEU", "best_val_bleu", "{:.2f}"), ("test BLEU", "test_bleu", "{:.2f}"),
+                    ("test chrF", "test_chrf", "{:.2f}"), ("BLEU, >= 10 words", "test_bleu_long", "{:.2f}"),
+                    ("BLEU, shorter", "test_bleu_short", "{:.2f}"), ("BLEU greedy", "test_bleu_greedy", "{:.2f}"),
+                    ("test token acc", "test_acc", "{:.4f}")],
+    "generate": [("best val ppl", "best_val_ppl", "{:.1f}"), ("test ppl", "test_ppl", "{:.1f}"),
+                 ("match rate", "test_match_rate", "{:.3f}"), ("judge acc", "judge_test_acc", "{:.3f}")],
 }
 RUN_COLUMNS = [("epochs", "epochs", "{:.0f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
                ("tokens/s", "train_tokens_per_sec", "{:,.0f}")]
 # the headline score of each task and whether higher is better
 HEADLINE = {"classify": ("test_acc", "test accuracy", True), "ner": ("test_f1", "test entity F1", True),
-            "lm": ("test_ppl", "test perplexity", False), "longrange": ("test_mse", "test MSE", False)}
+            "lm": ("test_ppl", "test perplexity", False), "longrange": ("test_mse", "test MSE", False),
+            "translation": ("test_bleu", "test BLEU", True), "generate": ("test_match_rate", "judged match rate", True)}
 # the validation curve each task's learning-curve figure shows
-CURVE = {"classify": "val_acc", "ner": "val_f1", "lm": "val_ppl", "longrange": "val_mse"}
+CURVE = {"classify": "val_acc", "ner": "val_f1", "lm": "val_ppl", "longrange": "val_mse", "translation": "val_bleu",
+         "generate": "val_ppl"}
 # configuration keys shown under a short name (every other key that varies in a sweep is shown as is)
 CONFIG_LABELS = {"embedding.name": "embedding", "model.cell": "cell", "model.num_layers": "layers",
                  "model.bidirectional": "direction", "model.crf": "crf", "data.length": "T",
-                 "model.forget_bias": "forget bias", "model.hidden_size": "hidden"}
+                 "model.forget_bias": "forget bias", "model.hidden_size": "hidden", "model.attention": "attention"}
 ALWAYS_SHOWN = ["embedding.name", "model.cell", "model.num_layers", "model.bidirectional"]
 NOT_CONFIG = ("seed", "run_name", "hydra.", "paths.", "logger.", "launcher.")
 ORDER = {"rnn": 0, "lstm": 1, "gru": 2, "onehot": 0, "learned": 1, "word2vec": 2, "glove": 3, "pretrained": 4,
-         "uni": 0, "bi": 1}
+         "uni": 0, "bi": 1, "none": 0, "additive": 1, "dot": 2}
 ANALYSIS_FILES = {"gradient_flow": "analysis/gradient_flow.csv", "gate_stats": "analysis/gate_stats.csv"}
 
 

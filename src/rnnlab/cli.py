@@ -1,0 +1,25 @@
+"""The key=value arguments of the console scripts other than rnnlab-train (which is Hydra's)."""
+
+from __future__ import annotations
+
+from rnnlab.errors import ConfigError
+
+
+def key_values(argv: list[str], allowed: set[str], usage: str) -> dict[str, str]:
+    """{key: value} of `argv`; an argument without `=` or with a key not in `allowed` is one clear error."""
+    bad = [arg for arg in argv if "=" not in arg]
+    if bad:
+        raise ConfigError(f"{bad[0]!r} is not key=value; {usage}")
+    args = dict(arg.split("=", 1) for arg in argv)
+    unknown = sorted(args.keys() - allowed)
+    if unknown:
+        raise ConfigError(f"unknown argument(s) {unknown}; {usage}")
+    return args
+
+
+def print_help_if_asked(argv: list[str], usage: str, doc: str) -> bool:
+    """With -h / --help: print the usage and the module docstring's details (after its second paragraph)."""
+    if not {"-h", "--help"} & set(argv):
+        return False
+    print(usage + "\n\n" + doc.split("\n\n", 2)[2].strip())
+    return True

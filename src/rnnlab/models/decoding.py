@@ -1,0 +1,116 @@
+"""Decoding an encoder-decoder (models/seq2seq.py): greedy (a batch at once) and beam search (one sentence,
+its beam as a batch). Both stop a sentence at `<eos>` or after `max_length` words; the ids they return
+exclude `<bos>` and `<eos>`.
+
+Beam search keeps the `beam` best partial translations by summed log-probability; a finished one is ranked
+by its score divided by length ** `length_penalty` (0 = raw sum, which favours short output; 1 = mean per
+word). With beam=1 it is greedy decoding exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rnnlab.errors import ConfigError
+
+
+@dataclass
+class Decoded:
+    ids: list[int]  # the words, without <bos> / <eos>
+    attention: torch.Tensor | None  # [len(ids) + 1, S]: one row per emitted word and the final <eos>
+    score: float  # summed log-probability
+
+
+def max_length_for(source_lengths: torch.Tensor, factor: float = 2.0, extra: int = 10) -> int:
+    return int(int(source_lengths.max()) * factor) + extra
+
+
+@torch.no_grad()
+def greedy(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id: int, eos_id: int,
+           max_length: int | None = None) -> list[Decoded]:
+    """The most likely word at every step, for every sentence of the batch."""
+    model.eval()
+    max_length = int(max_length or max_length_for(source_lengths))
+    memory, state = model.encode(source_ids, source_lengths)
+    batch = source_ids.size(0)
+    previous = torch.full((batch,), bos_id, dtype=torch.long, device=source_ids.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=source_ids.device)
+    words, weights, scores = [], [], torch.zeros(batch, device=source_ids.device)
+    for _ in range(max_length + 1):
+        feature, state, attention = model.step(previous, state, memory)
+        log_probs = torch.log_softmax(model.logits(feature), dim=-1)
+        best = log_probs.argmax(-1)
+        scores += torch.where(done, 0.0, log_probs.gather(1, best.unsqueeze(1)).squeeze(1))
+        words.append(best)
+        weights.append(attention)
+        done |= best == eos_id
+        if bool(done.all()):
+            break
+        previous = best
+    steps = torch.stack(words, dim=1).tolist()
+    out = []
+    for row, ids in enumerate(steps):
+        end = ids.index(eos_id) if eos_id in ids else min(len(ids), max_length)
+        rows = torch.stack([w[row] for w in weights[:end + 1]]) if weights[0] is not None else None
+        out.append(Decoded(ids[:end], rows, float(scores[row])))
+    return out
+
+
+@torch.no_grad()
+def beam_search(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id: int, eos_id: int,
+                beam: int = 5, length_penalty: float = 1.0, max_length: int | None = None) -> Decoded:
+    """The best translation of ONE source sentence (source_ids [1, S]) found with a beam of `beam`."""
+    if beam < 1:
+        raise ConfigError(f"beam size {beam} must be at least 1")
+    if source_ids.size(0) != 1:
+        raise ValueError("beam_search decodes one sentence: source_ids must be [1, S]")
+    model.eval()
+    max_length = int(max_length or max_length_for(source_lengths))
+    memory, state = model.encode(source_ids, source_lengths)
+    device = source_ids.device
+    # live hypotheses: their words, scores, attention rows; state / memory rows follow them
+    words: list[list[int]] = [[]]
+    rows: list[list[torch.Tensor]] = [[]]
+    scores = torch.zeros(1, device=device)
+    previous = torch.tensor([bos_id], device=device)
+    finished: list[tuple[float, Decoded]] = []
+    for step in range(max_length + 1):
+        feature, state, attention = model.step(previous, state, memory)
+        log_probs = torch.log_softmax(model.logits(feature), dim=-1)  # [live, V]
+        if step == max_length:  # out of room: only <eos> may follow
+            forced = torch.full_like(log_probs, float("-inf"))
+            forced[:, eos_id] = log_probs[:, eos_id]
+            log_probs = forced
+        candidates = (scores.unsqueeze(1) + log_probs).flatten()
+        top = candidates.topk(min(beam, candidates.numel()))
+        vocab = log_probs.size(1)
+        keep_rows, keep_words, keep_scores = [], [], []
+        for score, flat in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            row, word = divmod(flat, vocab)
+            attn = [*rows[row], attention[row]] if attention is not None else []
+            if word == eos_id:
+                length = len(words[row]) + 1
+                ranked = score / (length ** length_penalty)
+                finished.append((ranked, Decoded(words[row], torch.stack(attn) if attn else None, score)))
+            else:
+                keep_rows.append(row)
+                keep_words.append(word)
+                keep_scores.append(score)
+        best_finished = max((r for r, _ in finished), default=float("-inf"))
+        # stop when nothing is live, or when no live hypothesis can still beat the best finished one
+        # (scores only fall as words are added, and with length_penalty=0 ranking is by raw score)
+        if not keep_rows or (length_penalty == 0 and max(keep_scores) <= best_finished):
+            break
+        if len(finished) >= beam:
+            break
+        index = torch.tensor(keep_rows, device=device)
+        words = [[*words[r], w] for r, w in zip(keep_rows, keep_words, strict=True)]
+        rows = [[*rows[r], attention[r]] if attention is not None else [] for r in keep_rows]
+        scores = torch.tensor(keep_scores, device=device)
+        previous = torch.tensor(keep_words, device=device)
+        state = [tuple(t.index_select(0, index) for t in s) if isinstance(s, tuple) else s.index_select(0, index)
+                 for s in state]
+        memory = memory.select(torch.zeros(len(keep_rows), dtype=torch.long, device=device))  # one sentence
+    return max(finished, key=lambda item: item[0])[1]
