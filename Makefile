@@ -1,5 +1,5 @@
 # Two entry points: `make run` (set up + the default study) and `make test` (set up + the test suite).
-# `make run STUDY=ner` (or lm) reproduces another study; `make run-all` every stage of dvc.yaml.
+# `make run STUDY=ner` (or lm, translation, generate) reproduces another study; `make run-all` every stage of dvc.yaml.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -18,3 +18,10 @@ def test_an_unknown_or_malformed_argument_is_one_clear_error(module, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert message in err and "usage: rnnlab-" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module", ["rnnlab.predict", "rnnlab.translate", "rnnlab.report", "rnnlab.analyze",
+                                    "rnnlab.generate"])
+def test_help_prints_the_usage(module, capsys):
+    importlib.import_module(module).main(["--help"])
+    assert capsys.readouterr().out.startswith(f"usage: rnnlab-{module.split('.')[1]} ")

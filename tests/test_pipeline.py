@@ -99,3 +99,32 @@ def test_changing_one_parameter_invalidates_only_the_stage_that_reads_it(repo, c
     finally:
         path.write_text(original)
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def test_a_fresh_clone_pulls_the_data_and_embeddings_from_a_dvc_remote(repo, tmp_path):
+    """`dvc push` to a local directory remote, then `git clone` + `dvc pull`: the clone has byte-identical data
+    and embeddings, and DVC finds every stage up to date there (nothing to recompute)."""
+    store = tmp_path / "store"
+    _dvc(repo, "remote", "add", "--local", "-f", "-d", "store", str(store))  # --local: not in the committed config
+    _dvc(repo, "push")
+    git = ["git", "-c", "user.name=rnnlab tests", "-c", "user.email=tests@rnnlab.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-q", "-m", "tiny study"], cwd=repo, check=True, capture_output=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
+    assert not (clone / "data/tiny/tokenized").exists()  # the data is not in git
+    _dvc(clone, "remote", "add", "--local", "-d", "store", str(store))
+    _dvc(clone, "pull")
+    for path in ("data/tiny/raw/tiny.csv", "data/tiny/tokenized/tokenizer.json",
+                 "data/tiny/embeddings/word2vec/matrix.npy", "data/tiny/embeddings/glove/matrix.npy"):
+        assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
+    assert "Data and pipelines are up to date" in _dvc(clone, "status").stdout
+
+
+def test_the_project_names_a_default_dvc_remote():
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / ".dvc/config")
+    default = config["core"]["remote"]
+    assert config[f"'remote \"{default}\"'"]["url"]

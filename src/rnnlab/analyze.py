@@ -97,9 +97,13 @@ def analyze(run_id: str, tracking_uri: str | None = None, sentence: str | None =
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from rnnlab.cli import key_values
+    from rnnlab.cli import key_values, print_help_if_asked
 
-    args = key_values(sys.argv[1:] if argv is None else argv, KEYS, USAGE)
+    argv = sys.argv[1:] if argv is None else argv
+    if print_help_if_asked(argv, USAGE, __doc__):
+        return
+
+    args = key_values(argv, KEYS, USAGE)
     if "run_id" not in args:
         raise ConfigError(USAGE)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -21,5 +21,6 @@ def print_help_if_asked(argv: list[str], usage: str, doc: str) -> bool:
     """With -h / --help: print the usage and the module docstring's details (after its second paragraph)."""
     if not {"-h", "--help"} & set(argv):
         return False
-    print(usage + "\n\n" + doc.split("\n\n", 2)[2].strip())
+    details = doc.split("\n\n", 2)[2:]  # after the summary line and the example commands
+    print(usage + ("\n\n" + details[0].strip() if details else ""))
     return True

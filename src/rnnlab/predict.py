@@ -82,9 +82,13 @@ def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from rnnlab.cli import key_values
+    from rnnlab.cli import key_values, print_help_if_asked
 
-    args = key_values(sys.argv[1:] if argv is None else argv, {"run_id", "text", "file", "tracking_uri"}, USAGE)
+    argv = sys.argv[1:] if argv is None else argv
+    if print_help_if_asked(argv, USAGE, __doc__):
+        return
+
+    args = key_values(argv, {"run_id", "text", "file", "tracking_uri"}, USAGE)
     if "run_id" not in args or not ({"text", "file"} & args.keys()):
         raise ConfigError(USAGE)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

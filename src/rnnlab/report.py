@@ -38,12 +38,16 @@ def collect(parent_run_id: str, tracking_uri: str | None = None) -> dict:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from rnnlab.cli import key_values
+    from rnnlab.cli import key_values, print_help_if_asked
+
+    argv = sys.argv[1:] if argv is None else argv
+    if print_help_if_asked(argv, USAGE, __doc__):
+        return
     from rnnlab.io import write_json
     from rnnlab.tracking import runs
     from rnnlab.tracking.report import write_report
 
-    args = key_values(sys.argv[1:] if argv is None else argv,
+    args = key_values(argv,
                       {"parent_run_id", "sweep_dir", "out", "title", "tracking_uri"}, USAGE)
     parent = args.get("parent_run_id")
     if not parent and "sweep_dir" in args:

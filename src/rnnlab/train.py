@@ -91,7 +91,8 @@ def train(cfg: DictConfig) -> dict:
 
 def default_run_name(cfg) -> str:
     model = cfg.model
-    return f"{cfg.embedding.name}-{model.cell}-{model.num_layers}l-{'bi' if model.bidirectional else 'uni'}"
+    name = f"{cfg.embedding.name}-{model.cell}-{model.num_layers}l-{'bi' if model.bidirectional else 'uni'}"
+    return f"{name}-{model.attention}" if model.get("attention") else name  # an encoder-decoder's attention
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
