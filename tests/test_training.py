@@ -21,11 +21,15 @@ def _only_experiment_runs(client):
     return client.search_runs([exp.experiment_id], max_results=100)
 
 
-def test_sweep_with_two_joblib_workers_lands_complete_in_mlflow(tiny_project, tmp_path):
+@pytest.mark.parametrize("launcher", [
+    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    # submitit's local executor: each job a process of its own, as on SLURM (hydra/launcher=submitit_slurm)
+    ["hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=1", "hydra.launcher.cpus_per_task=1",
+     "hydra.launcher.timeout_min=20"]], ids=["joblib", "submitit_local"])
+def test_sweep_through_a_launcher_lands_complete_in_mlflow(launcher, tiny_project, tmp_path):
     uri, client = _store(tmp_path)
-    run_train(tiny_project, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-              "model.cell=rnn,gru", "model.bidirectional=false,true", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-              tracking_uri=uri)
+    run_train(tiny_project, "-m", *launcher, "model.cell=rnn,gru", "model.bidirectional=false,true",
+              f"hydra.sweep.dir={tmp_path / 'sweep'}", tracking_uri=uri)
     all_runs = _only_experiment_runs(client)
     parents = [r for r in all_runs if r.data.tags.get("rnnlab.kind") == "sweep"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
