@@ -90,7 +90,8 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
 
     if not hypotheses:
         return {"bleu": 0.0, "chrf": 0.0}
-    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none").score,
+    # force: the text is tokenized on purpose (sacrebleu would warn that it looks undetokenized)
+    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none", force=True).score,
             "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
 
 
