@@ -350,10 +350,9 @@ def metric_name(label: str) -> str:
 def write_samples(path: Path, samples: list[dict]) -> None:
     """label, judged label, the judge's probability of the label, text: one generated text per line (TSV),
     written whole or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from rnnlab.io import atomic_file
+
     lines = ["label\tjudged\tp_label\ttext"]
     lines += [f"{s['label']}\t{s['judged']}\t{s['p_label']:.4f}\t{s['text'].replace(chr(9), ' ')}" for s in samples]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    with atomic_file(path) as out:
+        out.write("\n".join(lines) + "\n")

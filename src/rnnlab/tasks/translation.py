@@ -231,6 +231,8 @@ class TranslationTask(SplitPerplexity, TaskModule):
         client.log_text(run_id, "\n".join(lines) + "\n", "translations_test.md")
         if self.model.attention is None or not self.attention_maps:
             return
+        import matplotlib.pyplot as plt
+
         from rnnlab.analysis.attention import attention_map
         from rnnlab.data.tokenization import words
 
@@ -242,6 +244,4 @@ class TranslationTask(SplitPerplexity, TaskModule):
             output = [self.target_tokenizer.id_to_token(t) for t in decoded.ids] + ["<eos>"]
             figure = attention_map(decoded.attention, source, output)
             client.log_figure(run_id, figure, f"attention/sentence_{n}.png")
-            import matplotlib.pyplot as plt
-
             plt.close(figure)
