@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -21,10 +22,8 @@ def train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     import torch
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
     from pytorch_lightning.loggers import MLFlowLogger
 
-    from rnnlab.analysis.callbacks import analysis_callbacks
     from rnnlab.io import sha256_tree
     from rnnlab.models.inputs import count_parameters
     from rnnlab.tasks import build
@@ -42,6 +41,12 @@ def train(cfg: DictConfig) -> dict:
     task, datamodule = built.module, built.datamodule
     model = task.model
     tokenized_dir = Path(cfg.paths.tokenized_dir)
+
+    if not runs.is_global_zero():  # a DDP worker that Lightning started: it trains, rank 0 alone tracks
+        trainer = _trainer(cfg, task, built, None, output_dir)
+        trainer.fit(task, datamodule=datamodule)
+        trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
+        return {"run_id": None, "objective": float("nan")}
 
     uri = runs.tracking_uri(cfg.logger)
     client = runs.client(uri)
@@ -62,23 +67,24 @@ def train(cfg: DictConfig) -> dict:
             runs.log_params(client, run_id, runs.flatten(resolved))
             client.log_dict(run_id, resolved, "config.yaml")
             runs.log_metrics(client, run_id, counts)
-            callbacks = [instantiate(cb) for cb in cfg.callbacks.values()] + analysis_callbacks(cfg, built)
-            checkpoint = next(cb for cb in callbacks if isinstance(cb, pl.callbacks.ModelCheckpoint))
-            checkpoint.dirpath = str(output_dir / "checkpoints")
-            trainer = instantiate(cfg.trainer, logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),
-                                  callbacks=callbacks, default_root_dir=str(output_dir))
-            start = time.perf_counter()
-            trainer.fit(task, datamodule=datamodule)
-            fit_seconds = time.perf_counter() - start
-            trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
+            trainer = _trainer(cfg, task, built, MLFlowLogger(tracking_uri=uri, run_id=run_id), output_dir)
+            with _ddp_workers_for_this_job(trainer, output_dir, in_sweep=sweep_dir is not None):
+                start = time.perf_counter()
+                trainer.fit(task, datamodule=datamodule)
+                fit_seconds = time.perf_counter() - start
+                trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
             summary = {key: float(value) for key, value in trainer.callback_metrics.items()
                        if key.startswith("test_")}
             summary.update({
                 **task.summary(), "fit_seconds": fit_seconds, "epochs": trainer.current_epoch,
-                "params_total": counts["params_total"], "params_trainable": counts["params_trainable"]})
-            runs.log_metrics(client, run_id, summary, step=trainer.global_step)
+                "params_total": counts["params_total"], "params_trainable": counts["params_trainable"],
+                "world_size": trainer.world_size})
+            # the test_ metrics are already in the run: Lightning's logger wrote them once, from rank 0
+            runs.log_metrics(client, run_id, {k: v for k, v in summary.items() if not k.startswith("test_")},
+                             step=trainer.global_step)
             for path in built.artifacts:
                 client.log_artifact(run_id, str(path))
+            checkpoint = trainer.checkpoint_callback
             if cfg.logger.get("log_checkpoint", True) and checkpoint.best_model_path:
                 client.log_artifact(run_id, checkpoint.best_model_path, "checkpoints")
     except BaseException:
@@ -87,6 +93,61 @@ def train(cfg: DictConfig) -> dict:
         raise
     print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
     return {"run_id": run_id, "objective": summary[f"best_{task.objective}"], **summary}
+
+
+def _trainer(cfg, task, built, logger, output_dir: Path):
+    """The configured Trainer with the run's callbacks; checkpoints under <output dir>/checkpoints."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    from rnnlab.analysis.callbacks import analysis_callbacks
+    from rnnlab.errors import ConfigError
+
+    callbacks = [instantiate(cb) for cb in cfg.callbacks.values()] + analysis_callbacks(cfg, built)
+    checkpoint = next(cb for cb in callbacks if isinstance(cb, pl.callbacks.ModelCheckpoint))
+    checkpoint.dirpath = str(output_dir / "checkpoints")
+    trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks,
+                          default_root_dir=str(output_dir))
+    if trainer.world_size > 1 and not task.data_parallel:
+        raise ConfigError(f"trainer={cfg.trainer.get('strategy', 'ddp')} with {trainer.world_size} processes: "
+                          f"task={cfg.task.name} does not support data-parallel training yet (its metrics are "
+                          "not gathered across processes); use trainer=cpu or trainer=gpu, or task=classify")
+    return trainer
+
+
+@contextlib.contextmanager
+def _ddp_workers_for_this_job(trainer, output_dir: Path, in_sweep: bool):
+    """Lightning starts DDP workers by re-running this command line; inside a sweep that line is the whole sweep.
+    Make the workers re-run only this job's configuration, in this job's output directory, and leave the
+    process clean for the sweep's next job (no process group, no rank variables)."""
+    import os
+    import sys
+
+    from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    if not in_sweep or not isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher):
+        yield
+        return
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import read_write
+
+    hydra_cfg = HydraConfig.get()
+    argv, run_dir = sys.argv, hydra_cfg.run.dir
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg):
+        hydra_cfg.run.dir = str(output_dir)
+    try:
+        yield
+    finally:
+        import torch.distributed
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for name in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+            os.environ.pop(name, None)
+        sys.argv = argv
+        with read_write(hydra_cfg):
+            hydra_cfg.run.dir = run_dir
 
 
 def default_run_name(cfg) -> str:

@@ -11,14 +11,21 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     Training: shuffle, cut into pools of `batch_size * pool_batches`, sort each pool by length, cut into batches,
     shuffle the batch order; seeded by (seed, epoch) so runs repeat exactly. Evaluation: sorted by length, fixed.
+
+    Data-parallel (DDP): `batch_size` is the global batch. Every process draws the same global batches and
+    keeps rows `rank::num_replicas` of each, so N processes see together exactly what one process sees, and the
+    averaged gradient is the one-process gradient. (Lightning's DistributedSampler would shard the indices and
+    then bucket each shard: other batches than one process's.)
     """
 
-    def __init__(self, lengths, batch_size: int, shuffle: bool, seed: int = 0, pool_batches: int = 50):
+    def __init__(self, lengths, batch_size: int, shuffle: bool, seed: int = 0, pool_batches: int = 50,
+                 num_replicas: int = 1, rank: int = 0):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.pool_batches = pool_batches
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of each epoch
@@ -28,9 +35,16 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         return -(-len(self.lengths) // self.batch_size)
 
     def __iter__(self):
+        for batch in self._global_batches():
+            if self.num_replicas > 1:
+                # a batch smaller than the number of processes repeats rows, so no process gets an empty one
+                batch = np.resize(batch, max(len(batch), self.num_replicas))[self.rank::self.num_replicas]
+            yield batch.tolist()
+
+    def _global_batches(self):
         if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
-            yield from (order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size))
+            yield from (order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size))
             return
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.lengths))
@@ -41,7 +55,7 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
             batches.extend(chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         for i in rng.permutation(len(batches)):
-            yield batches[i].tolist()
+            yield batches[i]
 
 
 def pad_batch(sequences: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -42,10 +42,21 @@ def load_tokenized(tokenized_dir: Path, kind: str = "tokenized data", needs: str
 
 
 class SplitDataModule(pl.LightningDataModule):
-    """A DataModule whose three loaders differ only by split: subclasses define `_loader(split, train)`."""
+    """A DataModule whose three loaders differ only by split: subclasses define `_loader(split, train)`,
+    usually through `bucketed_loader`, and set batch_size, eval_batch_size, seed, pool_batches, num_workers."""
 
     def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
         raise NotImplementedError
+
+    def bucketed_loader(self, data, lengths, train: bool, collate_fn) -> torch.utils.data.DataLoader:
+        """Length-bucketed batches; under DDP each process takes its share of every global batch."""
+        trainer = getattr(self, "trainer", None)
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = BucketBatchSampler(lengths, self.batch_size if train else self.eval_batch_size, shuffle=train,
+                                     seed=self.seed, pool_batches=self.pool_batches, num_replicas=replicas,
+                                     rank=rank)
+        return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate_fn,
+                                           num_workers=self.num_workers)
 
     def train_dataloader(self):
         return self._loader("train", train=True)
@@ -79,7 +90,4 @@ class ClassificationDataModule(SplitDataModule):
 
     def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
         data = self.splits[split]
-        sampler = BucketBatchSampler([len(s) for s in data.ids], self.batch_size if train else self.eval_batch_size,
-                                     shuffle=train, seed=self.seed, pool_batches=self.pool_batches)
-        return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
-                                           num_workers=self.num_workers)
+        return self.bucketed_loader(data, [len(s) for s in data.ids], train, collate)

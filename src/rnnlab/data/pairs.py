@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.data.batching import BucketBatchSampler, pad_batch
+from rnnlab.data.batching import pad_batch
 from rnnlab.data.datamodule import SplitDataModule, load_tokenized
 
 SPLITS = ("train", "validation", "test")
@@ -56,8 +56,4 @@ class PairDataModule(SplitDataModule):
 
     def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
         data = self.splits[split]
-        sampler = BucketBatchSampler([len(s) for s in data.sources],
-                                     self.batch_size if train else self.eval_batch_size,
-                                     shuffle=train, seed=self.seed, pool_batches=self.pool_batches)
-        return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
-                                           num_workers=self.num_workers)
+        return self.bucketed_loader(data, [len(s) for s in data.sources], train, collate)

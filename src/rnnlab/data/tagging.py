@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.data.batching import BucketBatchSampler, pad_batch
+from rnnlab.data.batching import pad_batch
 from rnnlab.data.datamodule import SplitDataModule, load_tokenized
 
 SPLITS = ("train", "validation", "test")
@@ -76,8 +76,4 @@ class TaggingDataModule(SplitDataModule):
 
     def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
         data = self.splits[split]
-        sampler = BucketBatchSampler([len(s["input_ids"]) for s in data],
-                                     self.batch_size if train else self.eval_batch_size,
-                                     shuffle=train, seed=self.seed, pool_batches=self.pool_batches)
-        return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
-                                           num_workers=self.num_workers)
+        return self.bucketed_loader(data, [len(s["input_ids"]) for s in data], train, collate)

@@ -26,6 +26,8 @@ class TaskModule(pl.LightningModule):
 
     objective = "val_loss"
     maximize = False
+    # whether its metrics are computed over all DDP processes' data (torchmetrics / synced logs) or only rank 0's
+    data_parallel = False
 
     def __init__(self, model: nn.Module, optimizer, scheduler=None):
         super().__init__()

@@ -44,6 +44,7 @@ def model_for_run(config, tokenizer, files: Path):
 
 class ClassifyTask(TaskModule):
     objective, maximize = "val_acc", True
+    data_parallel = True  # torchmetrics gather across processes; the loss is averaged with sync_dist
 
     def __init__(self, model: nn.Module, num_classes: int, optimizer, scheduler=None):
         super().__init__(model, optimizer, scheduler)
@@ -66,7 +67,8 @@ class ClassifyTask(TaskModule):
         logits = self(batch)
         loss = self.loss(logits, batch["labels"])
         getattr(self, f"{stage}_metrics").update(logits.argmax(-1), batch["labels"])
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["labels"]))
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["labels"]),
+                 sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx):

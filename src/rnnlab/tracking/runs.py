@@ -55,6 +55,17 @@ def git_commit(cwd: str | Path = ".") -> str:
         return "unknown"
 
 
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 of its job, read from the variables that Lightning's DDP launcher, torchrun
+    and SLURM set (before the Trainer exists): only rank 0 creates and writes the MLflow run."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"]) == 0
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return int(env["SLURM_PROCID"]) == 0
+    return int(env.get("LOCAL_RANK", "0")) == 0 and int(env.get("NODE_RANK", env.get("GROUP_RANK", "0"))) == 0
+
+
 def write_parent_run_id(sweep_dir: str | Path, run_id: str) -> None:
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     (Path(sweep_dir) / PARENT_FILE).write_text(run_id)
