@@ -27,7 +27,7 @@ def train(cfg: DictConfig) -> dict:
     from rnnlab.io import sha256_tree
     from rnnlab.models.inputs import count_parameters
     from rnnlab.tasks import build
-    from rnnlab.tracking import runs
+    from rnnlab.tracking import resume, runs
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.torch_threads:
@@ -37,6 +37,19 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
 
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    digest = resume.config_hash(resolved)
+    uri = runs.tracking_uri(cfg.logger)
+    client = runs.client(uri)
+    exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
+    parent_id = runs.read_parent_run_id(sweep_dir)
+    previous = resume.previous_run(client, exp_id, digest, parent_id) if cfg.get("resume") else None
+    if previous is not None and previous.finished:
+        return _skip_finished(previous.run)
+    if previous is not None and previous.output_dir is not None:
+        output_dir = previous.output_dir  # the killed run's checkpoints, and its DDP workers' directory
+    last_checkpoint = previous.last_checkpoint if previous is not None else None
+
     built = build(cfg)
     task, datamodule = built.module, built.datamodule
     model = task.model
@@ -44,33 +57,35 @@ def train(cfg: DictConfig) -> dict:
 
     if not runs.is_global_zero():  # a DDP worker that Lightning started: it trains, rank 0 alone tracks
         trainer = _trainer(cfg, task, built, None, output_dir)
-        trainer.fit(task, datamodule=datamodule)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint)
         trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
         return {"run_id": None, "objective": float("nan")}
 
-    uri = runs.tracking_uri(cfg.logger)
-    client = runs.client(uri)
-    exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
-    parent_id = runs.read_parent_run_id(sweep_dir)
-    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit()}
+    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(), resume.CONFIG_HASH_TAG: digest,
+            resume.OUTPUT_DIR_TAG: str(output_dir.resolve())}
     for tag, path in (("data_hash", tokenized_dir / "data"), ("tokenizer_hash", tokenized_dir / "tokenizer.json")):
         if path.exists():  # a synthetic task (e.g. the adding problem) has no tokenized data: its seed is its hash
             tags[f"rnnlab.{tag}"] = sha256_tree(path)
     if parent_id:
         tags[runs.PARENT_TAG] = parent_id
-    resolved = OmegaConf.to_container(cfg, resolve=True)
     run_name = cfg.run_name or default_run_name(cfg)
+    reopen = previous.run.info.run_id if previous is not None else None
     try:
-        with runs.run(client, exp_id, run_name, tags) as mlflow_run:
+        with runs.run(client, exp_id, run_name, tags, reopen=reopen) as mlflow_run:
             run_id = mlflow_run.info.run_id
             counts = count_parameters(model)
-            runs.log_params(client, run_id, runs.flatten(resolved))
-            client.log_dict(run_id, resolved, "config.yaml")
-            runs.log_metrics(client, run_id, counts)
+            if reopen:
+                print(f"resume: continuing run {run_id} ({run_name}) from "
+                      + (f"{last_checkpoint} (epoch {_epoch_of(last_checkpoint)})" if last_checkpoint
+                         else "the start: it stopped before its first checkpoint"), flush=True)
+            else:  # params are immutable in MLflow: a continued run keeps the ones it has
+                runs.log_params(client, run_id, runs.flatten({k: v for k, v in resolved.items() if k != "resume"}))
+                client.log_dict(run_id, resolved, "config.yaml")
+                runs.log_metrics(client, run_id, counts)
             trainer = _trainer(cfg, task, built, MLFlowLogger(tracking_uri=uri, run_id=run_id), output_dir)
             with _ddp_workers_for_this_job(trainer, output_dir, in_sweep=sweep_dir is not None):
                 start = time.perf_counter()
-                trainer.fit(task, datamodule=datamodule)
+                trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint)
                 fit_seconds = time.perf_counter() - start
                 trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
             summary = {key: float(value) for key, value in trainer.callback_metrics.items()
@@ -93,6 +108,21 @@ def train(cfg: DictConfig) -> dict:
         raise
     print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
     return {"run_id": run_id, "objective": summary[f"best_{task.objective}"], **summary}
+
+
+def _skip_finished(run) -> dict:
+    """A configuration that already FINISHED (resume=true): report its run and objective, train nothing."""
+    best = {k: v for k, v in run.data.metrics.items() if k.startswith("best_")}
+    print(f"resume: skipping {run.info.run_name}: run {run.info.run_id} already FINISHED with this config")
+    return {**run.data.metrics, "run_id": run.info.run_id, "objective": next(iter(best.values()), float("nan")),
+            "skipped": True}
+
+
+def _epoch_of(checkpoint: Path) -> int:
+    """How many epochs a Lightning checkpoint has completed."""
+    import torch
+
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"]) + 1
 
 
 def _trainer(cfg, task, built, logger, output_dir: Path):

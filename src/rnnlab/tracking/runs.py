@@ -79,9 +79,14 @@ def read_parent_run_id(sweep_dir: str | Path | None) -> str | None:
 
 
 @contextlib.contextmanager
-def run(mlflow_client, exp_id: str, name: str, tags: dict | None = None) -> Iterator:
-    """A run that ends FINISHED when the block succeeds and FAILED (never left RUNNING) when it raises."""
-    active = mlflow_client.create_run(exp_id, run_name=name, tags=tags or {})
+def run(mlflow_client, exp_id: str, name: str, tags: dict | None = None, reopen: str | None = None) -> Iterator:
+    """A run that ends FINISHED when the block succeeds and FAILED (never left RUNNING) when it raises.
+    `reopen`: the id of an earlier run to continue instead of creating one (a resumed run)."""
+    if reopen:
+        mlflow_client.update_run(reopen, status="RUNNING")
+        active = mlflow_client.get_run(reopen)
+    else:
+        active = mlflow_client.create_run(exp_id, run_name=name, tags=tags or {})
     run_id = active.info.run_id
     try:
         yield active

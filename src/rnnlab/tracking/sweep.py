@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.tracking import runs
+from rnnlab.tracking import resume, runs
 
 
 class MlflowSweepCallback(Callback):
@@ -15,9 +17,15 @@ class MlflowSweepCallback(Callback):
         exp_id = runs.experiment_id(mlflow_client, config.logger.experiment_name,
                                     config.logger.get("artifact_location"))
         overrides = OmegaConf.to_container(config.hydra.overrides.task)
-        parent = mlflow_client.create_run(exp_id, run_name=config.logger.get("sweep_name") or "sweep", tags={
-            "rnnlab.kind": "sweep", "rnnlab.git_commit": runs.git_commit(),
-            "rnnlab.sweep_dir": str(config.hydra.sweep.dir), "rnnlab.overrides": " ".join(overrides)})
+        key = resume.sweep_key(overrides)
+        parent = resume.latest_sweep(mlflow_client, exp_id, key) if config.get("resume") else None
+        if parent is not None:  # the interrupted sweep of the same command goes on under its own parent run
+            mlflow_client.update_run(parent.info.run_id, status="RUNNING")
+            print(f"resume: continuing sweep run {parent.info.run_id} (started with the same overrides)")
+        else:
+            parent = mlflow_client.create_run(exp_id, run_name=config.logger.get("sweep_name") or "sweep", tags={
+                "rnnlab.kind": "sweep", "rnnlab.git_commit": runs.git_commit(), resume.SWEEP_KEY_TAG: key,
+                "rnnlab.sweep_dir": str(config.hydra.sweep.dir), "rnnlab.overrides": " ".join(overrides)})
         self.uri, self.parent_run_id = uri, parent.info.run_id
         runs.write_parent_run_id(config.hydra.sweep.dir, self.parent_run_id)
 
@@ -25,4 +33,19 @@ class MlflowSweepCallback(Callback):
         mlflow_client = runs.client(self.uri)
         children = runs.child_runs(mlflow_client, self.parent_run_id)
         ok = children and all(child.info.status == "FINISHED" for child in children)
+        log_optimization_results(mlflow_client, self.parent_run_id, Path(config.hydra.sweep.dir))
         mlflow_client.set_terminated(self.parent_run_id, "FINISHED" if ok else "FAILED")
+
+
+def log_optimization_results(mlflow_client, parent_run_id: str, sweep_dir: Path) -> None:
+    """A hyper-parameter sweeper's result (the Optuna sweeper writes <sweep dir>/optimization_results.yaml):
+    the file as an artifact of the parent run, its best parameters as `best.<key>` params and `best_value`."""
+    path = sweep_dir / "optimization_results.yaml"
+    if not path.is_file():
+        return
+    mlflow_client.log_artifact(parent_run_id, str(path))
+    results = OmegaConf.to_container(OmegaConf.load(path))
+    if "best_params" in results:  # a single objective (several give a Pareto front: the artifact only)
+        runs.log_params(mlflow_client, parent_run_id,
+                        {f"best.{key}": value for key, value in results["best_params"].items()})
+        runs.log_metrics(mlflow_client, parent_run_id, {"best_value": float(results["best_value"])})
