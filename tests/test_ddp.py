@@ -78,3 +78,18 @@ def test_a_sweep_of_ddp_runs_lands_one_run_per_configuration(tiny_project, tmp_p
     children = runs.child_runs(client, parents[0].info.run_id)
     assert sorted(c.data.params["model.cell"] for c in children) == ["gru", "rnn"]
     assert all(c.info.status == "FINISHED" and c.data.metrics["world_size"] == 2 for c in children)
+
+
+def test_the_trainer_configs_compose_and_a_missing_gpu_is_one_clear_error(tiny_project, tmp_path):
+    from rnnlab.config import compose
+
+    for name, accelerator in (("cpu", "cpu"), ("gpu", "gpu"), ("ddp", "auto")):
+        trainer = compose([f"trainer={name}"]).trainer
+        assert trainer.accelerator == accelerator and trainer.max_epochs == 10 and trainer.deterministic
+    assert compose(["trainer=ddp"]).trainer.strategy == "ddp"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_train(tiny_project, "trainer=gpu", "trainer.precision=16-mixed", tracking_uri=uri, check=False)
+    if proc.returncode == 0:
+        pytest.skip("this machine has a GPU")
+    assert "sees no CUDA GPU here: use trainer=cpu" in proc.stderr and "Traceback" not in proc.stderr
+    assert runs.client(uri).get_experiment_by_name("sentiment-tiny") is None  # no run was started

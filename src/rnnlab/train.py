@@ -37,6 +37,7 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
 
+    _check_accelerator(cfg.trainer)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     digest = resume.config_hash(resolved)
     uri = runs.tracking_uri(cfg.logger)
@@ -108,6 +109,17 @@ def train(cfg: DictConfig) -> dict:
         raise
     print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
     return {"run_id": run_id, "objective": summary[f"best_{task.objective}"], **summary}
+
+
+def _check_accelerator(trainer_cfg) -> None:
+    """A GPU trainer on a machine without one: one clear error before any run is created."""
+    import torch
+
+    from rnnlab.errors import ConfigError
+
+    if str(trainer_cfg.get("accelerator")) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={trainer_cfg.accelerator} but torch {torch.__version__} sees no "
+                          "CUDA GPU here: use trainer=cpu (or trainer=ddp for several CPU processes)")
 
 
 def _skip_finished(run) -> dict:
