@@ -10,8 +10,10 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 STUDY  ?= sentiment
+# extras installed by `make setup` (the test suite needs all of them)
+EXTRAS ?= dev,postgres,optuna
 
-.PHONY: setup run run-all test lint clean
+.PHONY: setup setup-ray run run-all test lint clean mlflow-server
 
 setup: $(STAMP)
 
@@ -19,9 +21,27 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/pip install -q -c constraints.txt -e ".[$(EXTRAS)]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(if $(findstring optuna,$(EXTRAS)),$(BIN)/pip install -q --no-deps -c constraints.txt hydra-optuna-sweeper==1.3.0 2>&1 | { grep -v "is ignored: it is neither" || true; })
 	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch drifted to ' + v)"
 	touch $(STAMP)
+
+# The Ray launcher (hydra/launcher=ray) gets a venv of its own: hydra-ray-launcher pins cloudpickle<3, which would
+# move joblib in .venv. Its pins: constraints.txt with the packages that constraints-ray.txt names replaced by its pins.
+VENV_RAY  ?= .venv-ray
+STAMP_RAY := $(VENV_RAY)/.installed
+
+setup-ray: $(STAMP_RAY)
+
+$(STAMP_RAY): pyproject.toml constraints.txt constraints-ray.txt
+	$(PYTHON) -m venv $(VENV_RAY)
+	awk -F'==' 'function key(s) { s = tolower(s); gsub(/[-_.]+/, "-", s); return s } \
+	    NR == FNR { if ($$0 !~ /^#/) drop[key($$1)] = 1; next } !(key($$1) in drop)' constraints-ray.txt constraints.txt \
+	    | cat - constraints-ray.txt > $(VENV_RAY)/constraints.txt
+	$(VENV_RAY)/bin/pip install -q -c $(VENV_RAY)/constraints.txt torch==2.13.0 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(VENV_RAY)/bin/pip install -q -c $(VENV_RAY)/constraints.txt -e ".[dev,ray]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(VENV_RAY)/bin/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch drifted to ' + v)"
+	touch $(STAMP_RAY)
 
 # The stages call `python`: the venv's, via PATH.
 run: setup
@@ -37,5 +57,23 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# A shared MLflow tracking server (UI + REST API); runs need only MLFLOW_TRACKING_URI=http://HOST:PORT.
+# Backend: sqlite:///PATH or postgresql://USER@HOST:5432/DB (the postgres extra). Clients upload artifacts
+# through the server into MLFLOW_ARTIFACTS: a directory, or s3://bucket/prefix (+ MLFLOW_S3_ENDPOINT_URL, AWS
+# credentials). Binds to 127.0.0.1; expose it deliberately:
+#   make mlflow-server MLFLOW_HOST=0.0.0.0 MLFLOW_SERVER_ARGS="--allowed-hosts mlflow.example.org"
+MLFLOW_BACKEND     ?= sqlite:///$(CURDIR)/mlflow.db
+MLFLOW_ARTIFACTS   ?= $(CURDIR)/mlartifacts
+MLFLOW_HOST        ?= 127.0.0.1
+MLFLOW_PORT        ?= 5000
+MLFLOW_SERVER_ARGS ?=
+# MLflow's job runner (GenAI evaluation jobs: 8 more processes, ~1.4 GB) stays off unless MLFLOW_JOBS=true.
+MLFLOW_JOBS        ?= false
+
+mlflow-server: setup
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$(MLFLOW_JOBS) exec $(BIN)/mlflow server --backend-store-uri '$(MLFLOW_BACKEND)' \
+	    --serve-artifacts --artifacts-destination '$(MLFLOW_ARTIFACTS)' --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+	    $(MLFLOW_SERVER_ARGS)
+
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) $(VENV_RAY) outputs .pytest_cache

@@ -41,6 +41,7 @@ def train(cfg: DictConfig) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     digest = resume.config_hash(resolved)
     uri = runs.tracking_uri(cfg.logger)
+    runs.check_reachable(uri)
     client = runs.client(uri)
     exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
     parent_id = runs.read_parent_run_id(sweep_dir)

@@ -23,6 +23,22 @@ def tracking_uri(logger_cfg=None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def check_reachable(uri: str, timeout: float = 10) -> None:
+    """Fail at once with one message when an http(s) tracking server does not answer (MLflow itself retries for
+    about 4 minutes, then ends in a traceback)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    from rnnlab.errors import ConfigError
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout)  # any HTTP answer means a server is there
+    except requests.RequestException as err:
+        raise ConfigError(f"the MLflow tracking server {uri} does not answer ({type(err).__name__}): start it "
+                          "(`make mlflow-server`) or set MLFLOW_TRACKING_URI / logger.tracking_uri") from err
+
+
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlab.errors import RnnlabError
 from rnnlab.tracking import resume, runs
 
 
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         uri = runs.tracking_uri(config.logger)
+        try:
+            runs.check_reachable(uri)
+        except RnnlabError as err:  # Hydra callbacks run outside the entry point's error handling
+            print(f"rnnlab: error: {err}", file=sys.stderr)
+            sys.exit(2)
         mlflow_client = runs.client(uri)
         exp_id = runs.experiment_id(mlflow_client, config.logger.experiment_name,
                                     config.logger.get("artifact_location"))
