@@ -51,7 +51,7 @@ run: setup
 run-all: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup
+test: setup setup-ray
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: setup

@@ -84,20 +84,21 @@ def tiny_project(tmp_path_factory) -> Path:
     return make_project(tmp_path_factory.mktemp("project"))
 
 
-def run_module(module: str, project: Path, *args: str, tracking_uri: str) -> subprocess.CompletedProcess:
+def run_module(module: str, project: Path, *args: str, tracking_uri: str,
+               python: str = sys.executable) -> subprocess.CompletedProcess:
     """`python -m <module> <args>` in `project` against the MLflow store `tracking_uri`, as a user runs the
-    console scripts (rnnlab-train, rnnlab-translate, ...)."""
+    console scripts (rnnlab-train, rnnlab-translate, ...); `python`: another venv's interpreter (.venv-ray)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1"}
     env.pop("RNNLAB_PARENT_RUN_ID", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=project, env=env, capture_output=True,
+    return subprocess.run([python, "-m", module, *args], cwd=project, env=env, capture_output=True,
                           text=True)
 
 
-def run_train(project: Path, *overrides: str, tracking_uri: str, check: bool = True):
+def run_train(project: Path, *overrides: str, tracking_uri: str, check: bool = True, python: str = sys.executable):
     """`rnnlab-train` with the TINY overrides first."""
     flags = [o for o in overrides if o.startswith("-")]  # e.g. -m: Hydra's flags go before the overrides
     overrides = [o for o in overrides if not o.startswith("-")]
-    proc = run_module("rnnlab.train", project, *flags, *TINY, *overrides, tracking_uri=tracking_uri)
+    proc = run_module("rnnlab.train", project, *flags, *TINY, *overrides, tracking_uri=tracking_uri, python=python)
     if check and proc.returncode != 0:
         raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
-from conftest import run_train
+from conftest import REPO, run_train
 
 from rnnlab.predict import load_run, predict
 from rnnlab.tracking import runs
@@ -21,15 +28,65 @@ def _only_experiment_runs(client):
     return client.search_runs([exp.experiment_id], max_results=100)
 
 
+def _ray_python() -> str:
+    """The interpreter of .venv-ray (`make setup-ray`: the Ray launcher pins cloudpickle<3, so it has a venv of
+    its own)."""
+    if (REPO / ".venv-ray" / ".installed").exists():
+        return str(REPO / ".venv-ray" / "bin" / "python")
+    message = ".venv-ray is missing: run `make setup-ray` for the Ray launcher test"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _processes_under(path: str) -> list[int]:
+    """Ids of the processes started for the Ray instance under `path`: its command line names the dir, or (Ray
+    workers retitle themselves `ray::...`) their environment holds RNNLAB_TEST_RAY_DIR=<path>."""
+    marks, pids = (path.encode(), f"RNNLAB_TEST_RAY_DIR={path}".encode()), []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marks[0] in (proc / "cmdline").read_bytes() or marks[1] in (proc / "environ").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.fixture
+def ray_temp_dir(monkeypatch):
+    """A fresh root for the local Ray instance's sessions, sockets and logs. Under /tmp, not tmp_path: its Unix
+    socket paths must stay under 108 bytes. Whatever Ray left running under it is killed afterwards."""
+    path = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    monkeypatch.setenv("RNNLAB_TEST_RAY_DIR", path)  # inherited by the driver and every Ray process
+    yield path
+    for pid in _processes_under(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.parametrize("launcher", [
     ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     # submitit's local executor: each job a process of its own, as on SLURM (hydra/launcher=submitit_slurm)
     ["hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=1", "hydra.launcher.cpus_per_task=1",
-     "hydra.launcher.timeout_min=20"]], ids=["joblib", "submitit_local"])
-def test_sweep_through_a_launcher_lands_complete_in_mlflow(launcher, tiny_project, tmp_path):
+     "hydra.launcher.timeout_min=20"],
+    # a local Ray instance of its own (address=local: never someone else's), 2 CPUs, run from .venv-ray
+    ["hydra/launcher=ray", "hydra.launcher.ray.init.address=local", "+hydra.launcher.ray.init.num_cpus=2",
+     "+hydra.launcher.ray.init.include_dashboard=false"]], ids=["joblib", "submitit_local", "ray"])
+def test_sweep_through_a_launcher_lands_complete_in_mlflow(launcher, tiny_project, tmp_path, request):
     uri, client = _store(tmp_path)
+    python = sys.executable
+    if launcher[0] == "hydra/launcher=ray":
+        python, ray_dir = _ray_python(), request.getfixturevalue("ray_temp_dir")
+        launcher = [*launcher, f"+hydra.launcher.ray.init._temp_dir={ray_dir}"]
     run_train(tiny_project, "-m", *launcher, "model.cell=rnn,gru", "model.bidirectional=false,true",
-              f"hydra.sweep.dir={tmp_path / 'sweep'}", tracking_uri=uri)
+              f"hydra.sweep.dir={tmp_path / 'sweep'}", tracking_uri=uri, python=python)
+    if launcher[0] == "hydra/launcher=ray":  # the driver's exit shut its Ray instance down
+        assert _processes_under(ray_dir) == []
     all_runs = _only_experiment_runs(client)
     parents = [r for r in all_runs if r.data.tags.get("rnnlab.kind") == "sweep"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
