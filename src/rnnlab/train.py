@@ -33,6 +33,8 @@ def train(cfg: DictConfig) -> dict:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
+    # trainer.deterministic also NaN-fills every new tensor unless this is off (results stay deterministic)
+    torch.utils.deterministic.fill_uninitialized_memory = bool(cfg.get("fill_uninitialized_memory", False))
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
