@@ -102,3 +102,18 @@ def run_train(project: Path, *overrides: str, tracking_uri: str, check: bool = T
     if check and proc.returncode != 0:
         raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def grid_sweep_children(client, all_runs: list) -> list:
+    """The children of the one FINISHED sweep parent among `all_runs`: the 4-run grid model.cell=rnn,gru x
+    model.bidirectional=false,true that the launcher and server tests run, all FINISHED, no stray run."""
+    from rnnlab.tracking import runs
+
+    parents = [r for r in all_runs if r.data.tags.get("rnnlab.kind") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = runs.child_runs(client, parents[0].info.run_id)
+    assert len(children) == 4 == len(all_runs) - 1
+    configs = {(c.data.params["model.cell"], c.data.params["model.bidirectional"]) for c in children}
+    assert configs == {("rnn", "False"), ("rnn", "True"), ("gru", "False"), ("gru", "True")}
+    assert all(c.info.status == "FINISHED" for c in children)
+    return children

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_train
+from conftest import REPO, grid_sweep_children, run_train
 
 from rnnlab.predict import load_run, predict
 from rnnlab.tracking import runs
@@ -87,15 +87,8 @@ def test_sweep_through_a_launcher_lands_complete_in_mlflow(launcher, tiny_projec
               f"hydra.sweep.dir={tmp_path / 'sweep'}", tracking_uri=uri, python=python)
     if launcher[0] == "hydra/launcher=ray":  # the driver's exit shut its Ray instance down
         assert _processes_under(ray_dir) == []
-    all_runs = _only_experiment_runs(client)
-    parents = [r for r in all_runs if r.data.tags.get("rnnlab.kind") == "sweep"]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    children = runs.child_runs(client, parents[0].info.run_id)
-    assert len(children) == 4 == len(all_runs) - 1
-    configs = {(c.data.params["model.cell"], c.data.params["model.bidirectional"]) for c in children}
-    assert configs == {("rnn", "False"), ("rnn", "True"), ("gru", "False"), ("gru", "True")}
+    children = grid_sweep_children(client, _only_experiment_runs(client))
     for child in children:
-        assert child.info.status == "FINISHED"
         metrics, tags = child.data.metrics, child.data.tags
         for key in ("test_acc", "test_f1", "test_loss", "best_val_acc", "params_total", "fit_seconds",
                     "train_tokens_per_sec"):

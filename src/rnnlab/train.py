@@ -40,10 +40,15 @@ def train(cfg: DictConfig) -> dict:
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
 
     _check_accelerator(cfg.trainer)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    digest = resume.config_hash(resolved)
     uri = runs.tracking_uri(cfg.logger)
     runs.check_reachable(uri)
+    built = build(cfg)  # checks the task's own config values first, with their own clear errors
+    task, datamodule = built.module, built.datamodule
+    model = task.model
+    tokenized_dir = Path(cfg.paths.tokenized_dir)
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    digest = resume.config_hash(resolved)
     client = runs.client(uri)
     exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
     parent_id = runs.read_parent_run_id(sweep_dir)
@@ -53,11 +58,6 @@ def train(cfg: DictConfig) -> dict:
     if previous is not None and previous.output_dir is not None:
         output_dir = previous.output_dir  # the killed run's checkpoints, and its DDP workers' directory
     last_checkpoint = previous.last_checkpoint if previous is not None else None
-
-    built = build(cfg)
-    task, datamodule = built.module, built.datamodule
-    model = task.model
-    tokenized_dir = Path(cfg.paths.tokenized_dir)
 
     if not runs.is_global_zero():  # a DDP worker that Lightning started: it trains, rank 0 alone tracks
         trainer = _trainer(cfg, task, built, None, output_dir)
