@@ -211,3 +211,26 @@ def test_a_tiny_tagger_learns_and_logs_entity_scores_to_mlflow(ner_project, tmp_
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert "Chen/B-PER" in predicted.stdout and "Oslo/B-LOC" in predicted.stdout
     assert "Acme/B-ORG Corp/I-ORG" in predicted.stdout
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_scores_the_whole_split_like_one_process(ner_project, tmp_path):
+    # seqeval's entity F1 is not a mean over processes: each process's tag sequences are gathered first
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.pop("RNNLAB_PARENT_RUN_ID", None)
+    common = ["experiment=ner", "data=tinyner", "embedding=learned", "embedding.dim=16", "model.hidden_size=16",
+              "model.crf=true", "model.char_dim=0", "model.dropout=0", "model.embedding_dropout=0",
+              "model.output_dropout=0", "optimizer.lr=0.004", "trainer.max_epochs=2", "torch_threads=1"]
+    for name, extra in (("single", []), ("ddp", ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"])):
+        proc = subprocess.run([sys.executable, "-m", "rnnlab.train", *common, *extra, f"run_name={name}",
+                               f"hydra.run.dir={tmp_path / name}"], cwd=ner_project, env=env, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    client = runs.client(uri)
+    found = {r.info.run_name: r.info.run_id
+             for r in client.search_runs([client.get_experiment_by_name("ner-tinyner").experiment_id])}
+    assert sorted(found) == ["ddp", "single"]
+    for key, tolerance in (("val_f1", 1e-6), ("val_loss", 1e-4), ("test_f1", 1e-6)):
+        single, ddp = ([m.value for m in client.get_metric_history(found[name], key)] for name in ("single", "ddp"))
+        assert len(single) >= 1 and ddp == pytest.approx(single, abs=tolerance), key

@@ -156,7 +156,7 @@ def _trainer(cfg, task, built, logger, output_dir: Path):
     if trainer.world_size > 1 and not task.data_parallel:
         raise ConfigError(f"trainer={cfg.trainer.get('strategy', 'ddp')} with {trainer.world_size} processes: "
                           f"task={cfg.task.name} does not support data-parallel training yet (its metrics are "
-                          "not gathered across processes); use trainer=cpu or trainer=gpu, or task=classify")
+                          "not gathered across processes); use trainer=cpu or trainer=gpu (DDP: task=classify or task=ner)")
     return trainer
 
 

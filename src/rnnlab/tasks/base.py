@@ -47,6 +47,17 @@ class TaskModule(pl.LightningModule):
                                   "(analysis.gradient_flow, analysis.gates) need: return the scalar training loss "
                                   "of one batch")
 
+    def gather_objects(self, items: list) -> list:
+        """`items` from every DDP process, concatenated in rank order (just `items` in a single process): for
+        metrics over a whole split that are not torchmetrics (seqeval's entity F1)."""
+        import torch.distributed as dist
+
+        if self._trainer is None or self._trainer.world_size == 1 or not dist.is_initialized():
+            return items
+        gathered = [None] * self._trainer.world_size
+        dist.all_gather_object(gathered, items)
+        return [item for part in gathered for item in part]
+
     def count_tokens(self, real: int, slots: int) -> None:
         self.train_tokens += real
         self.train_slots += slots

@@ -93,6 +93,7 @@ def confusion_table(gold: list[list[str]], predicted: list[list[str]], tags: lis
 
 class TagTask(TaskModule):
     objective, maximize = "val_f1", True
+    data_parallel = True  # losses synced, the split's tag sequences gathered before seqeval scores them
 
     def __init__(self, model: nn.Module, tags: list[str], optimizer, scheduler=None):
         super().__init__(model, optimizer, scheduler)
@@ -109,13 +110,13 @@ class TagTask(TaskModule):
     def training_step(self, batch, batch_idx):
         self.count_tokens(int(batch["lengths"].sum()), batch["input_ids"].numel())
         loss = self.batch_loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["lengths"]))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["lengths"]), sync_dist=True)
         return loss
 
     def _evaluate(self, batch, stage: str) -> None:
         scores = self(batch)
         self.log(f"{stage}_loss", self.model.loss(scores, batch["tags"]), on_step=False, on_epoch=True,
-                 batch_size=len(batch["lengths"]))
+                 batch_size=len(batch["lengths"]), sync_dist=True)
         lengths = batch["lengths"].cpu()
         for row, (gold, best) in enumerate(zip(batch["tags"].tolist(), self.model.decode(scores, lengths),
                                                strict=True)):
@@ -130,6 +131,8 @@ class TagTask(TaskModule):
         self._evaluate(batch, "test")
 
     def _finish(self, stage: str) -> dict:
+        # under DDP every process scored its share of the split: score the whole split, the same on every rank
+        self._gold, self._predicted = self.gather_objects(self._gold), self.gather_objects(self._predicted)
         scores = entity_scores(self._gold, self._predicted, stage)
         self.log_dict(scores)
         if stage == "test" and self.logger is not None and hasattr(self.logger, "run_id"):
