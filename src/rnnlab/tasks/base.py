@@ -115,3 +115,26 @@ class SplitPerplexity:
         ppl = math.exp(mean) if mean < 700 else math.inf
         self.log_dict({f"{stage}_loss": mean, f"{stage}_ppl": ppl})
         return ppl
+
+
+class PerplexityEpochs(SplitPerplexity):
+    """SplitPerplexity for a task that scores every split this way (lm, generate): each split is reset at the
+    start of its epoch and logged at the end; the validation perplexity is the objective."""
+
+    def on_train_epoch_start(self) -> None:
+        self.reset_split("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self.reset_split("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.reset_split("test")
+
+    def on_train_epoch_end(self) -> None:
+        self.log_split("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.track_objective(self.log_split("val"))
+
+    def on_test_epoch_end(self) -> None:
+        self.log_split("test")

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from rnnlab.errors import ConfigError
 from rnnlab.models.conditional_lm import PAD_ID, special_ids
-from rnnlab.tasks.base import Built, SplitPerplexity, TaskModule
+from rnnlab.tasks.base import Built, PerplexityEpochs, TaskModule
 
 SAMPLES_FILE = "samples.tsv"
 
@@ -251,7 +251,7 @@ def load_judge(run_id: str, cfg, tokenizer, labels: list[str]) -> Judge:
 
 # --- the LightningModule --------------------------------------------------------------------------------------
 
-class GenerateTask(SplitPerplexity, TaskModule):
+class GenerateTask(PerplexityEpochs, TaskModule):
     objective, maximize = "val_ppl", False
 
     def __init__(self, model: nn.Module, labels: list[str], judge: Judge | None, vocabulary: list[str],
@@ -291,23 +291,8 @@ class GenerateTask(SplitPerplexity, TaskModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    def on_train_epoch_start(self) -> None:
-        self.reset_split("train")
-
-    def on_validation_epoch_start(self) -> None:
-        self.reset_split("val")
-
-    def on_test_epoch_start(self) -> None:
-        self.reset_split("test")
-
-    def on_train_epoch_end(self) -> None:
-        self.log_split("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self.track_objective(self.log_split("val"))
-
     def on_test_epoch_end(self) -> None:
-        self.log_split("test")
+        super().on_test_epoch_end()
         if self.judge is not None:
             self.log_dict(self.judge_samples())
 

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from rnnlab.errors import ConfigError
 from rnnlab.models.language_model import detach_state
-from rnnlab.tasks.base import Built, SplitPerplexity, TaskModule
+from rnnlab.tasks.base import Built, PerplexityEpochs, TaskModule
 
 STAGES = ("train", "val", "test")
 
@@ -78,7 +78,7 @@ def step_decay(decay: float | None, hold: int):
     return factory
 
 
-class LanguageModelTask(SplitPerplexity, TaskModule):
+class LanguageModelTask(PerplexityEpochs, TaskModule):
     objective, maximize = "val_ppl", False
 
     def __init__(self, model: nn.Module, optimizer, scheduler=None, sum_over_time: bool = False):
@@ -93,9 +93,9 @@ class LanguageModelTask(SplitPerplexity, TaskModule):
     def forward(self, input_ids: torch.Tensor, state: list | None = None):
         return self.model(input_ids, state)
 
-    def _reset(self, stage: str) -> None:
+    def reset_split(self, stage: str) -> None:  # a split's first window starts from a zero state
         self.states[stage] = None
-        self.reset_split(stage)
+        super().reset_split(stage)
 
     def batch_loss(self, batch):
         """Mean token cross-entropy of one window read from a zero state (no state carried in or out)."""
@@ -105,7 +105,7 @@ class LanguageModelTask(SplitPerplexity, TaskModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         """Mean token cross-entropy of one window, starting from the state the previous window left."""
         if stage not in self.states:
-            self._reset(stage)
+            self.reset_split(stage)
         logits, state = self(batch["input_ids"], self.states[stage])
         self.states[stage] = detach_state(state)
         loss = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
@@ -124,21 +124,6 @@ class LanguageModelTask(SplitPerplexity, TaskModule):
         self._step(batch, "test")
 
     def on_train_epoch_start(self) -> None:
-        self._reset("train")
+        super().on_train_epoch_start()
         if self._trainer is not None:  # the rate this epoch trains with (the schedule steps before epoch end)
             self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
-
-    def on_validation_epoch_start(self) -> None:
-        self._reset("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._reset("test")
-
-    def on_train_epoch_end(self) -> None:
-        self.log_split("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self.track_objective(self.log_split("val"))
-
-    def on_test_epoch_end(self) -> None:
-        self.log_split("test")
