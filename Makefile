@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 STUDY  ?= sentiment
 # extras installed by `make setup` (the test suite needs all of them)
-EXTRAS ?= dev,postgres,optuna
+EXTRAS ?= dev,postgres,optuna,auth
 
 .PHONY: setup setup-ray run run-all test lint clean mlflow-server
 
@@ -69,11 +69,38 @@ MLFLOW_PORT        ?= 5000
 MLFLOW_SERVER_ARGS ?=
 # MLflow's job runner (GenAI evaluation jobs: 8 more processes, ~1.4 GB) stays off unless MLFLOW_JOBS=true.
 MLFLOW_JOBS        ?= false
+# With users (MLflow's basic-auth app, the auth extra): MLFLOW_AUTH=true. Clients then set MLFLOW_TRACKING_USERNAME
+# and MLFLOW_TRACKING_PASSWORD. The first start creates the admin user `admin` with MLFLOW_AUTH_ADMIN_PASSWORD (12+
+# characters; needed then only). MLFLOW_FLASK_SERVER_SECRET_KEY (the same for every worker and restart): taken from
+# the environment, else from MLFLOW_AUTH_DIR/secret_key (made on the first start). Users, passwords, permissions:
+# MLFLOW_AUTH_DB. MLflow's auth config is written to MLFLOW_AUTH_DIR/basic_auth.ini from these variables unless
+# MLFLOW_AUTH_CONFIG names an ini file of your own. Users: see README.md (Scale out).
+#   MLFLOW_AUTH_ADMIN_PASSWORD='...' make mlflow-server MLFLOW_AUTH=true
+MLFLOW_AUTH        ?= false
+MLFLOW_AUTH_DIR    ?= $(CURDIR)/mlflow-auth
+MLFLOW_AUTH_DB     ?= sqlite:///$(MLFLOW_AUTH_DIR)/basic_auth.db
+MLFLOW_AUTH_CONFIG ?=
+# what a user may do in the experiments of others: READ (MLflow's default), EDIT, MANAGE or NO_PERMISSIONS
+MLFLOW_AUTH_DEFAULT_PERMISSION ?= READ
+AUTH_INI := $(or $(MLFLOW_AUTH_CONFIG),$(MLFLOW_AUTH_DIR)/basic_auth.ini)
+ifeq ($(MLFLOW_AUTH),true)
+AUTH_ENV  := MLFLOW_AUTH_CONFIG_PATH='$(AUTH_INI)' \
+             MLFLOW_FLASK_SERVER_SECRET_KEY="$${MLFLOW_FLASK_SERVER_SECRET_KEY:-$$(cat '$(MLFLOW_AUTH_DIR)/secret_key')}"
+AUTH_ARGS := --app-name basic-auth
+endif
 
 mlflow-server: setup
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$(MLFLOW_JOBS) exec $(BIN)/mlflow server --backend-store-uri '$(MLFLOW_BACKEND)' \
-	    --serve-artifacts --artifacts-destination '$(MLFLOW_ARTIFACTS)' --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
-	    $(MLFLOW_SERVER_ARGS)
+ifeq ($(MLFLOW_AUTH),true)
+	@mkdir -p '$(MLFLOW_AUTH_DIR)' && chmod 700 '$(MLFLOW_AUTH_DIR)'
+	@test -n "$$MLFLOW_FLASK_SERVER_SECRET_KEY" || test -s '$(MLFLOW_AUTH_DIR)/secret_key' || \
+	    (umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > '$(MLFLOW_AUTH_DIR)/secret_key')
+	$(if $(MLFLOW_AUTH_CONFIG),,@printf '%s\n' '[mlflow]' 'default_permission = $(MLFLOW_AUTH_DEFAULT_PERMISSION)' \
+	    'database_uri = $(MLFLOW_AUTH_DB)' 'admin_username = admin' \
+	    'authorization_function = mlflow.server.auth:authenticate_request_basic_auth' > '$(AUTH_INI)')
+endif
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$(MLFLOW_JOBS) $(AUTH_ENV) exec $(BIN)/mlflow server $(AUTH_ARGS) \
+	    --backend-store-uri '$(MLFLOW_BACKEND)' --serve-artifacts --artifacts-destination '$(MLFLOW_ARTIFACTS)' \
+	    --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) $(MLFLOW_SERVER_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV_RAY) outputs .pytest_cache

@@ -15,7 +15,7 @@ def main() -> None:
     study = sys.argv[1]
     out = Path("results") / study
     sweep = json.loads((out / "runs.json").read_text())
-    written = write_report(out, f"Study `{study}` (MLflow parent run {sweep['parent_run_id']})", sweep)
+    written = write_report(out, f"Study `{study}`", sweep)
     print(written["markdown"].read_text())
     print(f"report: {written['html']}")
 

@@ -5,9 +5,10 @@ Writes results/<study>/runs.json: one row per child run of the sweep's MLflow pa
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from rnnlab import study as studies
+from rnnlab.config import unique_name
 from rnnlab.errors import RnnlabError, exit_on_user_error
 from rnnlab.io import write_json
 from rnnlab.pipeline import pipeline_settings, stage_config
@@ -21,12 +22,10 @@ def main() -> None:
     study = sys.argv[1]
     settings = pipeline_settings()
     study_overrides = settings.studies[study].get("overrides", [])  # e.g. fewer epochs for a big grid
-    # later overrides win: a study's own (e.g. its n_jobs) beat the common launcher settings
-    overrides = [*settings.get("launcher", []), f"experiment={study}", *study_overrides,
-                 *settings.get("overrides", [])]
-    sweep_dir = Path("outputs/sweeps") / f"{study}-{time.strftime('%Y%m%d-%H%M%S')}"
+    overrides = studies.study_overrides(study)
+    sweep_dir = Path("outputs/sweeps") / f"{study}-{unique_name()}"  # its own, however many sweeps run at once
     cmd = [sys.executable, "-m", "rnnlab.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
-    print("sweep:", " ".join(cmd), flush=True)
+    print("sweep:", runs.redact(" ".join(cmd)), flush=True)  # without a URI's user:password@
     if subprocess.run(cmd).returncode != 0:
         raise RnnlabError(f"the sweep failed (see the output above and {sweep_dir}); earlier results are kept")
     # the runs' own config, for the tracking URI: Hydra's own keys (launcher, sweep dir) do not compose there

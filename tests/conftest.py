@@ -3,6 +3,7 @@ word2vec data made by the real stage code) that training and sweep tests run in,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -82,6 +83,60 @@ def make_project(root: Path, build_data: bool = True) -> Path:
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory) -> Path:
     return make_project(tmp_path_factory.mktemp("project"))
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that is free now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, chars: int = 4000) -> str:
+    """The end of a log file, for an assertion message."""
+    return path.read_text(errors="replace")[-chars:] if path.exists() else f"({path} not written)"
+
+
+@contextlib.contextmanager
+def make_mlflow_server(log: Path, env: dict | None = None, **variables: str):
+    """`make mlflow-server` (the documented command) with these Makefile variables, on a free port of 127.0.0.1;
+    yields the server's URI once /health answers, and stops its whole process group (make, mlflow, uvicorn)."""
+    import signal
+    import time
+    import urllib.request
+
+    venv, port = Path(sys.prefix), free_port()
+    command = ["make", "-s", "-C", str(REPO), "-o", f"{venv}/.installed", "mlflow-server", f"VENV={venv}",
+               "MLFLOW_HOST=127.0.0.1", f"MLFLOW_PORT={port}", "MLFLOW_SERVER_ARGS=--workers 2",
+               *(f"{key}={value}" for key, value in variables.items())]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited ({proc.returncode}) before answering:\n{tail(log)}")
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server on {uri} did not answer /health within 180 s:\n{tail(log)}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def run_module(module: str, project: Path, *args: str, tracking_uri: str,

@@ -63,3 +63,21 @@ def test_training_step_runs_project_and_plain_on_the_same_batches(tiny_project, 
     assert result["loss_max_abs_diff"] < 1e-4  # the same model, batches and dropout masks on both sides
     assert not torch.are_deterministic_algorithms_enabled()  # the Trainer's process-wide flag was put back
     assert "lstm-2l-bi" in training_step.markdown(results)
+
+
+def test_word2vec_benchmark_builds_both_variants_and_one_worker_repeats_exactly(tiny_project, monkeypatch):
+    import word2vec_workers
+    from datasets import load_from_disk
+
+    from rnnlab.data.tokenization import load_tokenizer
+    from rnnlab.pipeline import stage_config
+
+    monkeypatch.chdir(tiny_project)
+    monkeypatch.setenv("RNNLAB_CONF_DIR", str(tiny_project / "conf"))
+    cfg = stage_config(["data=tiny", "embedding=word2vec", "embedding.dim=8"])
+    tokenizer = load_tokenizer(tiny_project / "data/tiny/tokenized/tokenizer.json")
+    texts = load_from_disk(str(tiny_project / "data/tiny/prepared/data"))["train"]["text"]
+    result = word2vec_workers.measure(cfg.embedding, tokenizer, texts, rounds=2)
+    assert result["workers"][1]["repeats_exactly"]  # the default: the same bytes on every build
+    assert all(len(v["seconds"]) == 2 and min(v["seconds"]) > 0 for v in result["workers"].values())
+    assert "builds identical" in word2vec_workers.markdown(result, "tiny")

@@ -136,7 +136,7 @@ def test_a_copy_run_logs_recall_accuracy_and_the_guessing_baseline(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("data.length=1", "rnnlab: error: data.length=1 is too short for the adding problem"),
-    ("data.problem=unknown", "rnnlab: error: data.problem='unknown' is not a long-range problem"),
+    ("data.problem=unknown", "rnnlab: error: data.problem='unknown': must be one of adding|copy"),
     ("callbacks.checkpoint.monitor=val_loss", "rnnlab: error: callbacks.checkpoint.monitor='val_loss' is not "
                                               "logged by data.problem=adding"),
 ])

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -40,18 +41,18 @@ def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dvcrepo")
     make_project(root, build_data=False)
-    for name in ("dvc.yaml", "pipelines", "src"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pipelines", "src"):
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
         copy(REPO / name, root / name)
     (root / "conf/experiment/tiny_study.yaml").write_text(STUDY)
+    # word2vec keeps its default workers (1): the two-clone test below checks that the default repeats exactly
     overrides = [o for o in TINY if not o.startswith(("data=", "embedding="))] + [
-        "++embedding.workers=1", "trainer.max_epochs=2", "++embedding.iterations=3"]
+        "trainer.max_epochs=2", "++embedding.iterations=3"]
     (root / "conf/pipeline.yaml").write_text(json.dumps({
         "datasets": {"tiny": {"tokenizer": "word"}},
         "embeddings": {f"tiny-{name}": {"data": "tiny", "embedding": name, "corpus": "tiny"}
                        for name in ("word2vec", "glove")},
-        "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec", "task": "classify",
-                                   "model": "recurrent", "optimizer": "adam",
+        "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec",
                                    # a study may set Hydra's own keys, and sweep a key itself
                                    "overrides": ["hydra.job.chdir=false", "model.cell=rnn,lstm"]}},
         "launcher": [], "overrides": overrides}))
@@ -94,11 +95,74 @@ def test_changing_one_parameter_invalidates_only_the_stage_that_reads_it(repo, c
     try:
         path.write_text(original.replace(old, new))
         status = json.loads(_dvc(repo, "status", "--json").stdout)
-        # only that stage is invalidated (its new outputs then cascade to the stages after it)
-        assert status == {stage: [{"changed deps": {conf_file: {key: "modified"}}}]}
+        # only that stage is invalidated (its new outputs then cascade to the stages after it), and the cheap
+        # configure stage, which re-reads conf/ to see whether a sweep job's config changed
+        assert status == {stage: [{"changed deps": {conf_file: {key: "modified"}}}],
+                          "configure@tiny_study": [{"changed deps": {"conf": "modified"}}]}
     finally:
         path.write_text(original)
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def test_a_key_only_training_reads_invalidates_the_sweep(repo):
+    """`model.dropout` is read by no data stage: it reaches the sweep through the jobs' resolved configs (stage
+    configure), so DVC re-runs the sweep, and only the sweep (and its report), when it changes."""
+    path = repo / "conf/model/recurrent.yaml"
+    original = path.read_text()
+    assert "dropout: 0.3 " in original
+    try:
+        path.write_text(original.replace("dropout: 0.3 ", "dropout: 0.1 ", 1))
+        _dvc(repo, "repro", "configure@tiny_study")
+        status = json.loads(_dvc(repo, "status", "--json").stdout)
+        assert status == {"sweep@tiny_study": [{"changed deps": {"results/tiny_study/configs.json": "modified"}}]}
+    finally:
+        path.write_text(original)
+        _dvc(repo, "repro", "configure@tiny_study")  # the same configs.json as before, byte for byte
+    assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def _commit(repo: Path) -> None:
+    git = ["git", "-c", "user.name=rnnlab tests", "-c", "user.email=tests@rnnlab.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True, capture_output=True)
+    if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=repo).returncode:
+        subprocess.run([*git, "commit", "-q", "-m", "tiny study"], cwd=repo, check=True, capture_output=True)
+
+
+REPEATED = ["results/tiny_study/metrics.json", "results/tiny_study/report.md", "results/tiny_study/configs.json",
+            "results/embedding_scores/tiny-word2vec.json", "results/embedding_scores/tiny-glove.json",
+            "data/tiny/embeddings/word2vec/matrix.npy", "data/tiny/embeddings/word2vec/facts.json",
+            "data/tiny/embeddings/glove/matrix.npy", "data/tiny/tokenized/tokenizer.json"]
+
+
+def _run_numbers(repo: Path) -> list[dict]:
+    """runs.json without what differs between reruns by nature: run ids and wall times."""
+    from rnnlab.tracking.report import WALL_TIME
+
+    rows = json.loads((repo / "results/tiny_study/runs.json").read_text())["runs"]
+    return [{k: v for k, v in row.items() if k not in ("run_id", *WALL_TIME)} for row in rows]
+
+
+def test_two_fresh_clones_reproduce_the_study_byte_for_byte(repo, tmp_path):
+    """The default pipeline, re-run from scratch (`dvc repro -f`) in two fresh clones on this machine, gives the
+    same bytes as the original run: metrics.json, the report's tables and figures, the embeddings, every run's
+    metrics. Only report.html (run ids, wall times) and the wall-time fields of runs.json may differ."""
+    _commit(repo)
+    clones = [tmp_path / name for name in ("a", "b")]
+    for clone in clones:
+        subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
+    with ThreadPoolExecutor(2) as pool:  # both at once, on this machine's two cores
+        list(pool.map(lambda clone: _dvc(clone, "repro", "-f"), clones))
+    figures = sorted(p.name for p in (repo / "results/tiny_study/figures").glob("*.png"))
+    assert "learning_curves.png" in figures
+    for path in REPEATED + [f"results/tiny_study/figures/{name}" for name in figures]:
+        original = (repo / path).read_bytes()
+        for clone in clones:
+            assert (clone / path).read_bytes() == original, f"{path} differs in {clone.name}"
+    for clone in clones:
+        assert sorted(p.name for p in (clone / "results/tiny_study/figures").glob("*.png")) == figures
+        assert _run_numbers(clone) == _run_numbers(repo)
+    ids = [json.loads((c / "results/tiny_study/runs.json").read_text())["parent_run_id"] for c in [repo, *clones]]
+    assert len(set(ids)) == 3  # really three sweeps, not one read three times
 
 
 def test_a_fresh_clone_pulls_the_data_and_embeddings_from_a_dvc_remote(repo, tmp_path):
@@ -107,9 +171,7 @@ def test_a_fresh_clone_pulls_the_data_and_embeddings_from_a_dvc_remote(repo, tmp
     store = tmp_path / "store"
     _dvc(repo, "remote", "add", "--local", "-f", "-d", "store", str(store))  # --local: not in the committed config
     _dvc(repo, "push")
-    git = ["git", "-c", "user.name=rnnlab tests", "-c", "user.email=tests@rnnlab.invalid"]
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True, capture_output=True)
-    subprocess.run([*git, "commit", "-q", "-m", "tiny study"], cwd=repo, check=True, capture_output=True)
+    _commit(repo)
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
     assert not (clone / "data/tiny/tokenized").exists()  # the data is not in git

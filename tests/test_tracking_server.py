@@ -8,18 +8,14 @@ import glob
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY, grid_sweep_children, run_train
+from conftest import TINY, free_port, grid_sweep_children, make_mlflow_server, run_train, tail
 
 from rnnlab.tracking import runs
 
@@ -46,16 +42,6 @@ def _postgres_bindir() -> Path | None:
         if all((Path(bindir) / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
             return Path(bindir)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, chars: int = 4000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else f"({path} not written)"
 
 
 @dataclass
@@ -90,13 +76,13 @@ def postgres():
     root = Path(tempfile.mkdtemp(prefix="rnnlab-pg-"))  # short: a unix socket path has ~107 characters at most
     if as_user:
         shutil.chown(root, "postgres")
-    data, log, port = root / "data", root / "postgres.log", _free_port()
+    data, log, port = root / "data", root / "postgres.log", free_port()
 
     def pg(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([*as_user, *args], cwd=root, capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n"
-                                 f"server log:\n{_tail(log)}")
+                                 f"server log:\n{tail(log)}")
         return proc
 
     try:
@@ -126,37 +112,9 @@ def mlflow_server(postgres, tmp_path):
     free port of 127.0.0.1; waits until /health answers; stops the server's whole process group afterwards."""
     if shutil.which("make") is None:
         pytest.fail("`make` is needed to start the documented `make mlflow-server`")
-    venv, port = Path(sys.prefix), _free_port()
     artifacts, log = tmp_path / "mlartifacts", tmp_path / "mlflow-server.log"
-    command = ["make", "-s", "-C", str(REPO), "-o", f"{venv}/.installed", "mlflow-server", f"VENV={venv}",
-               f"MLFLOW_BACKEND={postgres.uri}", f"MLFLOW_ARTIFACTS={artifacts}", "MLFLOW_HOST=127.0.0.1",
-               f"MLFLOW_PORT={port}", "MLFLOW_SERVER_ARGS=--workers 2"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited ({proc.returncode}) before answering:\n{_tail(log)}")
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server on {uri} did not answer /health within 180 s:\n{_tail(log)}")
-            time.sleep(0.5)
+    with make_mlflow_server(log, MLFLOW_BACKEND=postgres.uri, MLFLOW_ARTIFACTS=str(artifacts)) as uri:
         yield Server(uri, artifacts, log)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # make, mlflow server and its uvicorn workers
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def test_sweep_from_parallel_workers_lands_complete_through_a_server_on_postgresql(mlflow_server, postgres,
@@ -188,7 +146,7 @@ def test_sweep_from_parallel_workers_lands_complete_through_a_server_on_postgres
 
 
 def test_an_unreachable_tracking_server_is_one_clear_error_and_no_long_wait(tiny_project):
-    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     env.pop("RNNLAB_PARENT_RUN_ID", None)
     for flags in ([], ["-m"]):  # one run fails in train(); a sweep already in the sweep callback

@@ -22,7 +22,6 @@ from rnnlab.errors import ConfigError, exit_on_user_error
 
 USAGE = ('usage: rnnlab-analyze run_id=<MLflow run id> [sentence="..."] [batches=2] [sentence_index=0] '
          "[max_units=32] [max_tokens=60] [tracking_uri=...]")
-KEYS = {"run_id", "sentence", "batches", "sentence_index", "max_units", "max_tokens", "tracking_uri"}
 
 
 def sentence_batch(kind: str, tokenizer, datamodule, sentence: str) -> tuple[dict, list[str]]:
@@ -98,22 +97,17 @@ def analyze(run_id: str, tracking_uri: str | None = None, sentence: str | None =
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     from rnnlab.cli import key_values, print_help_if_asked
+    from rnnlab.config_schema import SCRIPT_ARGS
 
     argv = sys.argv[1:] if argv is None else argv
     if print_help_if_asked(argv, USAGE, __doc__):
         return
 
-    args = key_values(argv, KEYS, USAGE)
+    args = key_values(argv, SCRIPT_ARGS["rnnlab-analyze"], USAGE)  # typed and checked: batches=0 is an error
     if "run_id" not in args:
         raise ConfigError(USAGE)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    numbers = {}
-    for key in ("batches", "sentence_index", "max_units", "max_tokens"):
-        if key in args:
-            try:
-                numbers[key] = int(args[key])
-            except ValueError:
-                raise ConfigError(f"{key}={args[key]!r} must be a whole number") from None
+    numbers = {key: args[key] for key in ("batches", "sentence_index", "max_units", "max_tokens") if key in args}
     metrics = analyze(args["run_id"], args.get("tracking_uri"), args.get("sentence"), **numbers)
     print(f"run {args['run_id']}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
           + "; logged under analysis/")

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rnnlab.errors import ConfigError
 
 
-def key_values(argv: list[str], allowed: set[str], usage: str) -> dict[str, str]:
-    """{key: value} of `argv`; an argument without `=` or with a key not in `allowed` is one clear error."""
+def key_values(argv: list[str], schema: Mapping | set[str], usage: str) -> dict:
+    """{key: value} of `argv`; an argument without `=` or with a key not in `schema` is one clear error.
+
+    `schema` maps each key to its rnnlab.config_schema.Rule (the script's SCRIPT_ARGS): values come back typed
+    and checked (`words=abc` is `words='abc': must be an integer >= 1`); a plain set of keys keeps them text."""
     bad = [arg for arg in argv if "=" not in arg]
     if bad:
         raise ConfigError(f"{bad[0]!r} is not key=value; {usage}")
     args = dict(arg.split("=", 1) for arg in argv)
-    unknown = sorted(args.keys() - allowed)
+    unknown = sorted(args.keys() - set(schema))
     if unknown:
         raise ConfigError(f"unknown argument(s) {unknown}; {usage}")
+    if isinstance(schema, Mapping):
+        from rnnlab.config_schema import typed
+
+        args = {key: typed(key, text, schema[key]) for key, text in args.items()}
     return args
 
 

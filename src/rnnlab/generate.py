@@ -26,8 +26,6 @@ USAGE = ('usage: rnnlab-generate run_id=<MLflow run id> | model=models:/<name>/<
          "[words=20] [strategy=greedy|sample|topk] [temperature=1.0] [top_k=10] [seed=0] [tracking_uri=...] "
          "[label=... (a task=generate run)]")
 STRATEGIES = ("greedy", "sample", "topk")
-KEYS = {"run_id", "model", "prompt", "words", "strategy", "temperature", "top_k", "seed", "tracking_uri",
-        "label"}
 EOS, PAD_ID = "<eos>", 0
 
 
@@ -115,25 +113,16 @@ def run_of_model(uri: str, tracking_uri: str | None) -> str:
 
 
 def parse(argv: list[str]) -> dict:
-    """key=value arguments, checked: one error naming the bad argument and what it should be."""
+    """key=value arguments, typed and checked (rnnlab.config_schema.SCRIPT_ARGS): one error naming the bad
+    argument and what it should be; the defaults for the options not given."""
     from rnnlab.cli import key_values
+    from rnnlab.config_schema import SCRIPT_ARGS
 
-    args = key_values(argv, KEYS, USAGE)
+    args = key_values(argv, SCRIPT_ARGS["rnnlab-generate"], USAGE)
     if ("run_id" in args) == ("model" in args):
         raise ConfigError(f"give exactly one of run_id= and model=; {USAGE}")
-    options = {"prompt": args.get("prompt", ""), "strategy": args.get("strategy", "greedy")}
-    if options["strategy"] not in STRATEGIES:
-        raise ConfigError(f"strategy={options['strategy']!r} must be one of {'|'.join(STRATEGIES)}")
-    for key, kind, default, low in (("words", int, 20, 1), ("top_k", int, 10, 1), ("seed", int, 0, 0),
-                                    ("temperature", float, 1.0, 0.0)):
-        try:
-            options[key] = kind(args.get(key, default))
-        except ValueError as err:
-            raise ConfigError(f"{key}={args[key]!r} must be a number ({kind.__name__})") from err
-        if options[key] < low or (key == "temperature" and options[key] == 0):
-            raise ConfigError(f"{key}={options[key]} must be {'above' if key == 'temperature' else 'at least'} "
-                              f"{low}")
-    return {**args, **options}
+    defaults = {"prompt": "", "strategy": "greedy", "words": 20, "top_k": 10, "seed": 0, "temperature": 1.0}
+    return {**defaults, **args}
 
 
 @exit_on_user_error

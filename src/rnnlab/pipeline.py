@@ -19,7 +19,14 @@ def pipeline_settings():
 
 
 def stage_config(argv: list[str] | None = None):
+    """The stage's composed config, every value checked (rnnlab.config_schema) before the stage writes anything."""
     from rnnlab.config import compose
+    from rnnlab.config_schema import validate, validate_pipeline
 
-    overrides = list(pipeline_settings().get("overrides", [])) + list(sys.argv[1:] if argv is None else argv)
-    return compose(overrides)
+    settings = pipeline_settings()
+    validate_pipeline(settings)
+    overrides = list(settings.get("overrides", [])) + list(sys.argv[1:] if argv is None else argv)
+    cfg = compose(overrides)
+    validate(cfg)
+    return cfg
+

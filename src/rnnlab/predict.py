@@ -16,19 +16,22 @@ USAGE = 'usage: rnnlab-predict run_id=<MLflow run id> text="..." | file=<one tex
 
 
 def load_run(run_id: str, tracking_uri: str | None = None):
-    """(model, tokenizer, config) of a training run, rebuilt from its logged artifacts."""
-    import torch
+    """(model, tokenizer, config) of a training run, rebuilt from its logged artifacts; its checkpoint is read
+    as tensors only, its config may build only rnnlab's models (rnnlab.checkpoints): nothing in them runs."""
     from omegaconf import OmegaConf
 
+    from rnnlab import checkpoints
     from rnnlab.data.tokenization import load_tokenizer
     from rnnlab.tasks import task_module
     from rnnlab.tracking import runs
 
-    client = runs.client(tracking_uri or runs.tracking_uri())
+    uri = runs.tracking_uri({"tracking_uri": tracking_uri})  # any user info goes into MLflow's variables
+    runs.check_reachable(uri)
+    client = runs.client(uri)
     try:
         client.get_run(run_id)
     except Exception as err:
-        raise ConfigError(f"run_id={run_id!r} is not a run in {tracking_uri or runs.tracking_uri()}: "
+        raise ConfigError(f"run_id={run_id!r} is not a run in {uri}: "
                           "take one from the MLflow UI or results/<study>/runs.json") from err
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -39,12 +42,16 @@ def load_run(run_id: str, tracking_uri: str | None = None):
         if config.task.get("kind") == "longrange":
             raise ConfigError(f"run {run_id} learned a synthetic long-range task ({config.data.name}): it has no "
                               f"text to label: its gradient flow and gates are in its analysis/ artifacts")
+        best = files / "checkpoints/best.ckpt"
         try:
             tokenizer = load_tokenizer(files / "tokenizer.json")
-            checkpoint = torch.load(files / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
+            if not best.is_file():
+                raise FileNotFoundError(best)
         except Exception as err:
             raise ConfigError(f"run {run_id} has no model artifacts (config.yaml, tokenizer.json, "
                               "checkpoints/best.ckpt); did it finish?") from err
+        checkpoint = checkpoints.load(best, f"the checkpoint checkpoints/best.ckpt of run {run_id}")
+        checkpoints.check_targets(config, f"the config.yaml of run {run_id}")
         # older runs predate task.kind: they are all classifiers
         model = task_module(config.task.get("kind", "classify")).model_for_run(config, tokenizer, files)
     state = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()
@@ -83,12 +90,13 @@ def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     from rnnlab.cli import key_values, print_help_if_asked
+    from rnnlab.config_schema import SCRIPT_ARGS
 
     argv = sys.argv[1:] if argv is None else argv
     if print_help_if_asked(argv, USAGE, __doc__):
         return
 
-    args = key_values(argv, {"run_id", "text", "file", "tracking_uri"}, USAGE)
+    args = key_values(argv, SCRIPT_ARGS["rnnlab-predict"], USAGE)
     if "run_id" not in args or not ({"text", "file"} & args.keys()):
         raise ConfigError(USAGE)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

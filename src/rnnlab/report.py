@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if print_help_if_asked(argv, USAGE, __doc__):
         return
+    from rnnlab.config_schema import SCRIPT_ARGS
     from rnnlab.io import write_json
     from rnnlab.tracking import runs
     from rnnlab.tracking.report import write_report
 
-    args = key_values(argv,
-                      {"parent_run_id", "sweep_dir", "out", "title", "tracking_uri"}, USAGE)
+    args = key_values(argv, SCRIPT_ARGS["rnnlab-report"], USAGE)
     parent = args.get("parent_run_id")
     if not parent and "sweep_dir" in args:
         parent = runs.read_parent_run_id(args["sweep_dir"]) if Path(args["sweep_dir"]).is_dir() else None

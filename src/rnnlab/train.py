@@ -18,16 +18,20 @@ from rnnlab.errors import exit_on_user_error
 
 
 def train(cfg: DictConfig) -> dict:
-    """Fit, test the best checkpoint, log everything to one MLflow run; return the run's summary metrics."""
+    """Fit, test the best checkpoint, log everything to one MLflow run; return the run's summary metrics.
+
+    The run is FINISHED only once its test metrics, summaries and artifacts are logged (rnnlab owns its status,
+    not Lightning's logger); a run stopped at any point stays RUNNING (killed) or FAILED, and `resume=true` goes on
+    from where it stopped: from last.ckpt during training, from the best checkpoint's test once fit was done."""
     import pytorch_lightning as pl
     import torch
     from hydra.core.hydra_config import HydraConfig
-    from pytorch_lightning.loggers import MLFlowLogger
 
     from rnnlab.io import sha256_tree
     from rnnlab.models.inputs import count_parameters
     from rnnlab.tasks import build
     from rnnlab.tracking import resume, runs
+    from rnnlab.tracking.lightning import OwnedRunLogger
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.torch_threads:
@@ -58,15 +62,19 @@ def train(cfg: DictConfig) -> dict:
     if previous is not None and previous.output_dir is not None:
         output_dir = previous.output_dir  # the killed run's checkpoints, and its DDP workers' directory
     last_checkpoint = previous.last_checkpoint if previous is not None else None
+    fitted = previous.fitted_checkpoint if previous is not None else None  # fit done, stopped in its test
 
     if not runs.is_global_zero():  # a DDP worker that Lightning started: it trains, rank 0 alone tracks
         trainer = _trainer(cfg, task, built, None, output_dir)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint)
-        trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
+        if fitted is None:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint, weights_only=True)
+        trainer.test(task, datamodule=datamodule, ckpt_path=str(fitted) if fitted else "best", verbose=False,
+                     weights_only=True)
         return {"run_id": None, "objective": float("nan")}
 
     tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(), resume.CONFIG_HASH_TAG: digest,
-            resume.OUTPUT_DIR_TAG: str(output_dir.resolve())}
+            resume.OUTPUT_DIR_TAG: str(output_dir.resolve()),
+            **{runs.MACHINE_TAG + key: value for key, value in runs.machine().items()}}
     for tag, path in (("data_hash", tokenized_dir / "data"), ("tokenizer_hash", tokenized_dir / "tokenizer.json")):
         if path.exists():  # a synthetic task (e.g. the adding problem) has no tokenized data: its seed is its hash
             tags[f"rnnlab.{tag}"] = sha256_tree(path)
@@ -78,40 +86,54 @@ def train(cfg: DictConfig) -> dict:
         with runs.run(client, exp_id, run_name, tags, reopen=reopen) as mlflow_run:
             run_id = mlflow_run.info.run_id
             counts = count_parameters(model)
-            if reopen:
+            if reopen and fitted:
+                print(f"resume: run {run_id} ({run_name}) had finished training when it stopped: testing its "
+                      f"best checkpoint {fitted}", flush=True)
+            elif reopen:
                 print(f"resume: continuing run {run_id} ({run_name}) from "
                       + (f"{last_checkpoint} (epoch {_epoch_of(last_checkpoint)})" if last_checkpoint
                          else "the start: it stopped before its first checkpoint"), flush=True)
             else:  # params are immutable in MLflow: a continued run keeps the ones it has
                 runs.log_params(client, run_id, runs.flatten({k: v for k, v in resolved.items() if k != "resume"}))
-                client.log_dict(run_id, resolved, "config.yaml")
+                client.log_dict(run_id, runs.redacted(resolved), "config.yaml")
                 runs.log_metrics(client, run_id, counts)
-            trainer = _trainer(cfg, task, built, MLFlowLogger(tracking_uri=uri, run_id=run_id), output_dir)
+            trainer = _trainer(cfg, task, built, OwnedRunLogger(tracking_uri=uri, run_id=run_id), output_dir)
             with _ddp_workers_for_this_job(trainer, output_dir, in_sweep=sweep_dir is not None):
-                start = time.perf_counter()
-                trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint)
-                fit_seconds = time.perf_counter() - start
-                trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)
-            summary = {key: float(value) for key, value in trainer.callback_metrics.items()
-                       if key.startswith("test_")}
-            summary.update({
-                **task.summary(), "fit_seconds": fit_seconds, "epochs": trainer.current_epoch,
-                "params_total": counts["params_total"], "params_trainable": counts["params_trainable"],
-                "world_size": trainer.world_size})
-            # the test_ metrics are already in the run: Lightning's logger wrote them once, from rank 0
-            runs.log_metrics(client, run_id, {k: v for k, v in summary.items() if not k.startswith("test_")},
-                             step=trainer.global_step)
+                if fitted is None:  # phase 1: fit; its summary and the mark that it is done land in the run
+                    start = time.perf_counter()
+                    trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint, weights_only=True)
+                    fitted = Path(trainer.checkpoint_callback.best_model_path)
+                    fit_summary = {**task.summary(), "fit_seconds": time.perf_counter() - start,
+                                   "epochs": trainer.current_epoch, "world_size": trainer.world_size,
+                                   "params_total": counts["params_total"],
+                                   "params_trainable": counts["params_trainable"]}
+                    runs.log_metrics(client, run_id, fit_summary, step=trainer.global_step)
+                    client.set_tag(run_id, resume.FITTED_TAG, str(fitted))
+                else:  # fit was done before the run stopped: its summary is in the run already
+                    fit_summary = {key: value for key, value in client.get_run(run_id).data.metrics.items()
+                                   if key in (*task.summary(), *FIT_METRICS)}
+                # phase 2: test the best checkpoint (Lightning's logger writes the test_ metrics, from rank 0)
+                trainer.test(task, datamodule=datamodule, ckpt_path=str(fitted), verbose=False,
+                             weights_only=True)
+            extra = task.test_summary()  # beyond the test_ metrics, which Lightning's logger wrote
+            if extra:
+                runs.log_metrics(client, run_id, extra, step=trainer.global_step)
+            test_summary = {**{key: float(value) for key, value in trainer.callback_metrics.items()
+                               if key.startswith("test_")}, **extra}
             for path in built.artifacts:
                 client.log_artifact(run_id, str(path))
-            checkpoint = trainer.checkpoint_callback
-            if cfg.logger.get("log_checkpoint", True) and checkpoint.best_model_path:
-                client.log_artifact(run_id, checkpoint.best_model_path, "checkpoints")
+            if cfg.logger.get("log_checkpoint", True) and fitted.is_file():
+                client.log_artifact(run_id, str(fitted), "checkpoints")
+            summary = {**fit_summary, **test_summary}
     except BaseException:
         if parent_id:  # a failed child fails the sweep it belongs to
             client.set_terminated(parent_id, "FAILED")
         raise
     print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
     return {"run_id": run_id, "objective": summary[f"best_{task.objective}"], **summary}
+
+
+FIT_METRICS = ("fit_seconds", "epochs", "world_size", "params_total", "params_trainable")
 
 
 def _check_accelerator(trainer_cfg) -> None:
@@ -134,10 +156,10 @@ def _skip_finished(run) -> dict:
 
 
 def _epoch_of(checkpoint: Path) -> int:
-    """How many epochs a Lightning checkpoint has completed."""
-    import torch
+    """How many epochs a Lightning checkpoint has completed (read as tensors only: rnnlab.checkpoints)."""
+    from rnnlab import checkpoints
 
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"]) + 1
+    return int(checkpoints.load(checkpoint, mmap=True)["epoch"]) + 1
 
 
 def _trainer(cfg, task, built, logger, output_dir: Path):
@@ -204,6 +226,9 @@ def default_run_name(cfg) -> str:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 @exit_on_user_error
 def _main(cfg: DictConfig) -> float:
+    from rnnlab.config_schema import validate
+
+    validate(cfg)  # every value's type, range and choices, before anything (an MLflow run) exists
     return train(cfg)["objective"]  # what a hyper-parameter sweeper optimises (the task's validation metric)
 
 

@@ -17,23 +17,17 @@ from rnnlab.errors import ConfigError, exit_on_user_error
 
 USAGE = ('usage: rnnlab-translate run_id=<MLflow run id> text="..." | file=<one sentence per line> [beam=5] '
          "[length_penalty=1.0] [attention=<dir for attention maps>] [tracking_uri=...]")
-KEYS = {"run_id", "text", "file", "beam", "length_penalty", "attention", "tracking_uri"}
 
 
 def parse(argv: list[str]) -> dict:
+    """key=value arguments, typed and checked (rnnlab.config_schema.SCRIPT_ARGS): beam=0 is one clear error."""
     from rnnlab.cli import key_values
+    from rnnlab.config_schema import SCRIPT_ARGS
 
-    args = key_values(argv, KEYS, USAGE)
+    args = key_values(argv, SCRIPT_ARGS["rnnlab-translate"], USAGE)
     if "run_id" not in args or ("text" in args) == ("file" in args):
         raise ConfigError(f"give run_id= and exactly one of text= and file=; {USAGE}")
-    try:
-        args["beam"] = int(args.get("beam", 5))
-        args["length_penalty"] = float(args.get("length_penalty", 1.0))
-    except ValueError as err:
-        raise ConfigError(f"beam must be a whole number and length_penalty a number ({err})") from err
-    if args["beam"] < 1:
-        raise ConfigError(f"beam={args['beam']} must be at least 1 (1 = greedy)")
-    return args
+    return {"beam": 5, "length_penalty": 1.0, **args}
 
 
 def read_texts(args: dict) -> list[str]:

@@ -8,12 +8,12 @@
 | `glove`      | rnnlab's own GloVe on the corpus             | same                                       |
 | `pretrained` | rows looked up in a word2vec / GloVe file    | same                                       |
 
-Built matrices go to `<embeddings_dir>/<name>/matrix.npy` with `facts.json` (coverage, sizes, timings).
+Built matrices go to `<embeddings_dir>/<name>/matrix.npy` with `facts.json` (coverage, sizes): both are the same
+bytes on every build with the same inputs and config (wall times are the caller's to log, not part of the output).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,6 @@ def build_embedding(cfg, tokenizer, corpus_texts, out_dir: str | Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary(tokenizer)
     facts = {"name": cfg.name, "vocab_size": len(vocab)}
-    start = time.perf_counter()
     if cfg.name == "onehot":
         check_onehot_size(cfg, len(vocab))
         facts.update(dim=len(vocab), input_floats_per_token=len(vocab))
@@ -86,7 +85,6 @@ def build_embedding(cfg, tokenizer, corpus_texts, out_dir: str | Path) -> dict:
         vectors, dim = read_vectors(pretrained_file(cfg), set(vocab) | {w.lower() for w in vocab}, cfg.get("dim"))
         matrix, coverage = align_pretrained(vectors, vocab, dim, cfg.missing, cfg.seed)
         facts.update(coverage, dim=dim)
-    facts["build_seconds"] = time.perf_counter() - start
     if cfg.name not in MODEL_BUILT:
         facts["dim"] = int(matrix.shape[1])
         with atomic_file(out_dir / "matrix.npy", "wb") as handle:

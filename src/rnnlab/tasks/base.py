@@ -77,11 +77,26 @@ class TaskModule(pl.LightningModule):
         self.train_seconds += time.perf_counter() - self._batch_start
 
     def summary(self) -> dict:
-        """Run-level metrics logged at the end: the best validation objective and the speed counters."""
+        """Run-level metrics logged when fit ends: the best validation objective and the speed counters."""
         return {f"best_{self.objective}": self.best if self.best is not None else float("nan"),
                 "train_seconds": self.train_seconds,
                 "train_tokens_per_sec": self.train_tokens / max(self.train_seconds, 1e-9),
                 "train_padding_fraction": 1 - self.train_tokens / max(self.train_slots, 1)}
+
+    def test_summary(self) -> dict:
+        """Run-level metrics the test phase adds beyond its logged test_ metrics (none by default)."""
+        return {}
+
+    # What summary() is computed from lives in every checkpoint (plain numbers, loadable with weights_only=True),
+    # so a run continued from last.ckpt reports the best over all its epochs, not only those after the restart.
+    FIT_STATE = ("best", "train_tokens", "train_slots", "train_seconds")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rnnlab_fit_state"] = {name: getattr(self, name) for name in self.FIT_STATE}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        for name, value in checkpoint.get("rnnlab_fit_state", {}).items():
+            setattr(self, name, value)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])

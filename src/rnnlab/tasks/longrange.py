@@ -153,6 +153,11 @@ class LongRangeTask(TaskModule):
         scores = self._finish("test")
         self.test_scores = {"solved": float(self.is_solved(scores, "test")), **baseline}
 
+    FIT_STATE = (*TaskModule.FIT_STATE, "steps_to_solve")
+
     def summary(self) -> dict:
         steps = float(self.steps_to_solve) if self.steps_to_solve is not None else math.nan
-        return {**super().summary(), "steps_to_solve": steps, **self.test_scores}
+        return {**super().summary(), "steps_to_solve": steps}
+
+    def test_summary(self) -> dict:
+        return dict(self.test_scores)

@@ -6,7 +6,15 @@ from __future__ import annotations
 import base64
 import html
 
-from rnnlab.tracking.report import NOTES, group_table, summary_lines
+from rnnlab.tracking.report import (
+    NOTES,
+    WALL_TIME_NOTES,
+    group_table,
+    machine_line,
+    reproducibility,
+    summary_lines,
+    sweep_machine,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -19,10 +27,13 @@ img { max-width: 100%; } p.note { color: #555; font-size: 13px; } code { backgro
 """
 
 
-def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[str, tuple[str, bytes]]) -> str:
+def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[str, tuple[str, bytes]],
+                sweep: dict | None = None) -> str:
+    """The page: report.md's content plus what differs between reruns (wall times, MLflow run ids)."""
     from rnnlab.tracking.report import ranked
 
-    header, body = group_table(groups)
+    sweep = sweep or {}
+    header, body = group_table(groups, wall_times=True)
     order = ranked(groups)
     best = order[0]["config"] if order else None
     table = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
@@ -38,11 +49,18 @@ def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[
     images = [f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
               f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
               for caption, png in figures.values()]
-    summary = "".join(f"<p>{_inline(line)}</p>" for line in summary_lines(rows, groups))
+    summary = "".join(f"<p>{_inline(line)}</p>" for line in summary_lines(rows, groups, links=True))
+    machine = sweep_machine(rows)
+    provenance = [f"MLflow parent run <code>{html.escape(sweep['parent_run_id'])}</code>"] if sweep.get(
+        "parent_run_id") else []
+    provenance += [f"machine: {html.escape(machine_line(machine))}"] if machine else []
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>", f"<h1>{_inline(title)}</h1>",
-        "<h2>Configurations</h2>", *table, summary, f'<p class="note">{html.escape(NOTES)}</p>',
+        *([f'<p class="note">{"; ".join(provenance)}</p>'] if provenance else []),
+        "<h2>Configurations</h2>", *table, summary,
+        f'<p class="note">{html.escape(NOTES + " " + WALL_TIME_NOTES)}</p>',
+        f'<p class="note">{_inline(reproducibility(machine))}</p>',
         "<h2>Figures</h2>", *images, "<h2>Runs</h2>", *runs, "</body></html>", ""])
 
 

@@ -34,6 +34,9 @@ SCORE_COLUMNS = {  # (header, metric, format)
 }
 RUN_COLUMNS = [("epochs", "epochs", "{:.0f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
                ("tokens/s", "train_tokens_per_sec", "{:,.0f}")]
+# Wall-clock figures differ from one run to the next: report.md, metrics.json and figures/ leave them out (those
+# repeat byte for byte on a rerun), report.html and runs.json show them.
+WALL_TIME = ("seconds_per_epoch", "train_tokens_per_sec", "fit_seconds", "train_seconds", "judge_train_seconds")
 # the headline score of each task and whether higher is better
 HEADLINE = {"classify": ("test_acc", "test accuracy", True), "ner": ("test_f1", "test entity F1", True),
             "lm": ("test_ppl", "test perplexity", False), "longrange": ("test_mse", "test MSE", False),
@@ -49,6 +52,7 @@ ALWAYS_SHOWN = ["embedding.name", "model.cell", "model.num_layers", "model.bidir
 NOT_CONFIG = ("seed", "run_name", "hydra.", "paths.", "logger.", "launcher.")
 ORDER = {"rnn": 0, "lstm": 1, "gru": 2, "onehot": 0, "learned": 1, "word2vec": 2, "glove": 3, "pretrained": 4,
          "uni": 0, "bi": 1, "none": 0, "additive": 1, "dot": 2}
+WALL_TIME_FIGURES = ("cost",)  # drawn from wall times: in report.html only
 ANALYSIS_FILES = {"gradient_flow": "analysis/gradient_flow.csv", "gate_stats": "analysis/gate_stats.csv"}
 
 
@@ -69,8 +73,11 @@ def sweep_rows(mlflow_client, parent_run_id: str) -> list[dict]:
         task = params.get("task.kind", "classify")
         config = {CONFIG_LABELS.get(key, key): display_value(key, params.get(key))
                   for key in shown_keys(task, varying) if key in params}
+        machine = {key.removeprefix(runs.MACHINE_TAG): value for key, value in sorted(child.data.tags.items())
+                   if key.startswith(runs.MACHINE_TAG)}
         row = {"run_id": child.info.run_id, "run_name": child.info.run_name, "status": child.info.status,
-               "task": task, "seed": params.get("seed"), "config": config, **legacy_fields(params),
+               "task": task, "seed": params.get("seed"), "config": config, "machine": machine,
+               **legacy_fields(params),
                **{key: value for key, value in metrics.items() if not key.startswith(("train_", "val_"))}}
         for key in ("train_tokens_per_sec", "train_seconds"):
             if key in metrics:
@@ -249,7 +256,7 @@ def cell_comparison(groups: list[dict]) -> list[dict]:
     return rows
 
 
-def gru_versus_lstm(cells: list[dict], task: str) -> str | None:
+def gru_versus_lstm(cells: list[dict], task: str, wall_times: bool = False) -> str | None:
     found = {row["cell"]: row for row in cells}
     if not {"gru", "lstm"} <= found.keys():
         return None
@@ -258,7 +265,7 @@ def gru_versus_lstm(cells: list[dict], task: str) -> str | None:
     parts = []
     if gru["params_encoder"] and lstm["params_encoder"]:
         parts.append(f"{gru['params_encoder'] / lstm['params_encoder']:.2f}x the LSTM's recurrent parameters")
-    if gru["seconds_per_epoch"] and lstm["seconds_per_epoch"]:
+    if wall_times and gru["seconds_per_epoch"] and lstm["seconds_per_epoch"]:
         ratio = gru["seconds_per_epoch"] / lstm["seconds_per_epoch"]
         parts.append(f"{ratio:.2f}x its time per epoch ({'faster' if ratio < 1 else 'not faster'})")
     if gru.get(key) is not None and lstm.get(key) is not None:
@@ -269,17 +276,18 @@ def gru_versus_lstm(cells: list[dict], task: str) -> str | None:
 
 # ---- Markdown and DVC metrics ---------------------------------------------------------------------------------
 
-def columns(task: str) -> list[tuple[str, str, str]]:
+def columns(task: str, wall_times: bool = True) -> list[tuple[str, str, str]]:
     return ([("parameters", "params_total", "{:,.0f}"), ("recurrent parameters", "params_encoder", "{:,.0f}")]
-            + SCORE_COLUMNS.get(task, SCORE_COLUMNS["classify"]) + RUN_COLUMNS)
+            + SCORE_COLUMNS.get(task, SCORE_COLUMNS["classify"])
+            + [c for c in RUN_COLUMNS if wall_times or c[1] not in WALL_TIME])
 
 
-def group_table(groups: list[dict]) -> tuple[list[str], list[list[str]]]:
+def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the comparison table: configuration, seeds, each metric as mean ± std."""
     if not groups:
         return [], []
     task = groups[0]["task"]
-    metrics = [(h, k, f) for h, k, f in columns(task) if any(k in g["mean"] for g in groups)]
+    metrics = [(h, k, f) for h, k, f in columns(task, wall_times) if any(k in g["mean"] for g in groups)]
     config_headers = list(groups[0]["config"].keys())
     header = config_headers + ["seeds"] + [h for h, _, _ in metrics]
     body = []
@@ -312,20 +320,46 @@ def best_row(rows: list[dict]) -> dict | None:
 
 
 NOTES = ("Hidden size is per direction; parameters include the embedding. Each score is the mean ± the sample "
-         "standard deviation over the seeds of a configuration. Time per epoch is the wall time of `fit` "
-         "(validation included) over the epochs run, with the sweep's workers sharing the machine; tokens/s "
-         "counts real (non-pad) training tokens per second of optimisation steps.")
+         "standard deviation over the seeds of a configuration.")
+WALL_TIME_NOTES = ("Time per epoch is the wall time of `fit` (validation included) over the epochs run, with the "
+                   "sweep's workers sharing the machine; tokens/s counts real (non-pad) training tokens per second "
+                   "of optimisation steps. Wall times differ from run to run.")
 
 
-def summary_lines(rows: list[dict], groups: list[dict]) -> list[str]:
+def reproducibility(machine: dict | None) -> str:
+    """Which of the report's figures a rerun repeats exactly, and which only within their spread."""
+    where = f" on this machine ({machine_line(machine)})" if machine else ""
+    return (f"Rerun from a fresh clone{where}, `dvc repro` repeats every number in this table, metrics.json and "
+            "figures/ byte for byte (seeded, deterministic kernels, one Word2Vec thread). On another CPU model the "
+            "data splits, vocabulary, parameter counts and epochs-to-stop rules are the same, but float kernels "
+            "(oneDNN / BLAS code paths differ between CPUs) change the embeddings and the trained weights in the "
+            "last bits, so scores are expected to agree only within their seed spread (the ± column), and a "
+            "different configuration may come out on top where the intervals overlap.")
+
+
+def machine_line(machine: dict) -> str:
+    parts = [machine.get("cpu"), f"{machine['cores']} cores" if machine.get("cores") else None, machine.get("torch")]
+    return ", ".join(part for part in parts if part)
+
+
+def sweep_machine(rows: list[dict]) -> dict | None:
+    """The machine the runs ran on (from their `rnnlab.machine.*` tags); None when they do not say or differ."""
+    found = {tuple(sorted(row.get("machine", {}).items())) for row in rows}
+    return dict(found.pop()) if len(found) == 1 and rows and rows[0].get("machine") else None
+
+
+def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> list[str]:
+    """The report's sentences; `links`: with MLflow run ids and wall-time comparisons (report.html)."""
     lines = []
     best = best_row(rows)
     if best:
         key, name, _ = headline(best["task"])
-        lines.append(f"Best single run's {name}: {best[key]:.4f} ({best['run_name']}, seed {best.get('seed')}, "
-                     f"MLflow run {best['run_id']}).")
+        run = f", MLflow run {best['run_id']}" if links else ""
+        lines.append(f"Best single run's {name}: {best[key]:.4f} ({best['run_name']}, seed {best.get('seed')}"
+                     f"{run}).")
     lines.append(significance(groups))
-    comparison = gru_versus_lstm(cell_comparison(groups), groups[0]["task"] if groups else "classify")
+    comparison = gru_versus_lstm(cell_comparison(groups), groups[0]["task"] if groups else "classify",
+                                 wall_times=links)
     if comparison:
         lines.append(comparison)
     failed = [r["run_name"] for r in rows if r["status"] != "FINISHED"]
@@ -334,13 +368,16 @@ def summary_lines(rows: list[dict], groups: list[dict]) -> list[str]:
     return lines
 
 
-def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None = None) -> str:
-    """The report as Markdown; `figures` maps a caption to an image path relative to the report."""
+def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None = None,
+                    machine: dict | None = None) -> str:
+    """The report as Markdown, the same bytes on every rerun (no run ids, no wall times); `figures` maps a caption
+    to an image path relative to the report."""
     groups = config_groups(rows)
     header, body = group_table(groups)
     parts = [f"# {title}", "", markdown_table(header, body), ""]
     parts += [line + "\n" for line in summary_lines(rows, groups)]
-    parts.append(NOTES)
+    parts += [NOTES + " Wall times per configuration and the MLflow run ids are in report.html.", "",
+              reproducibility(machine)]
     for caption, path in (figures or {}).items():
         parts += ["", f"![{caption}]({path})"]
     return "\n".join(parts) + "\n"
@@ -353,8 +390,7 @@ def dvc_metrics(rows: list[dict]) -> dict:
     for group in groups:
         key = config_key(group["config"])
         scores = [k for _, k, _ in SCORE_COLUMNS.get(group["task"], [])]
-        metrics[key] = {name: round(group["mean"][name], 5) for name in (*scores, "params_total",
-                                                                        "seconds_per_epoch")
+        metrics[key] = {name: round(group["mean"][name], 5) for name in (*scores, "params_total")
                         if name in group["mean"]}
     order = ranked(groups)
     if order:
@@ -381,7 +417,8 @@ def config_key(config: dict) -> str:
 # ---- everything at once ---------------------------------------------------------------------------------------
 
 def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path]:
-    """report.md, report.html (self-contained: images inlined), figures/*.png and metrics.json in out_dir."""
+    """report.md, report.html (self-contained: images inlined), figures/*.png and metrics.json in out_dir.
+    All but report.html repeat byte for byte when the runs' metrics do; wall-time figures go to report.html only."""
     from rnnlab.io import atomic_file, write_json
     from rnnlab.tracking.figures import report_figures
     from rnnlab.tracking.html import report_html
@@ -390,17 +427,18 @@ def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path
     rows = sweep["runs"]
     groups = config_groups(rows)
     figures = report_figures(rows, groups)  # {name: (caption, png bytes)}
+    repeatable = {name: figure for name, figure in figures.items() if name not in WALL_TIME_FIGURES}
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):
         stale.unlink()
-    for name, (_, png) in figures.items():
+    for name, (_, png) in repeatable.items():
         with atomic_file(out / "figures" / f"{name}.png", "wb") as handle:
             handle.write(png)
     markdown = report_markdown(title, rows, {caption: f"figures/{name}.png"
-                                             for name, (caption, _) in figures.items()})
+                                             for name, (caption, _) in repeatable.items()}, sweep_machine(rows))
     with atomic_file(out / "report.md") as handle:
         handle.write(markdown)
     with atomic_file(out / "report.html") as handle:
-        handle.write(report_html(title, rows, groups, figures))
+        handle.write(report_html(title, rows, groups, figures, sweep))
     write_json(out / "metrics.json", dvc_metrics(rows))
     return {"markdown": out / "report.md", "html": out / "report.html", "metrics": out / "metrics.json"}

@@ -4,7 +4,9 @@ Every training run is tagged with `rnnlab.config_hash` (the resolved config with
 a result) and `rnnlab.output_dir`; every sweep parent with `rnnlab.sweep_key` (its command-line overrides).
 Re-running an interrupted sweep with `resume=true` reopens the latest parent of the same overrides; within it a
 configuration whose run FINISHED is skipped, and one whose run was killed continues in the same MLflow run from
-<output_dir>/checkpoints/last.ckpt (or from the start when it died before its first checkpoint).
+<output_dir>/checkpoints/last.ckpt (or from the start when it died before its first checkpoint); one that had
+finished training (tag `rnnlab.fitted`: its best checkpoint) and was stopped in its test phase is tested again
+from that checkpoint, without training more.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from rnnlab.tracking import runs
 CONFIG_HASH_TAG = "rnnlab.config_hash"
 OUTPUT_DIR_TAG = "rnnlab.output_dir"
 SWEEP_KEY_TAG = "rnnlab.sweep_key"
+FITTED_TAG = "rnnlab.fitted"  # set when fit has ended: the best checkpoint the test phase reads
 # where to log and how many threads: the same experiment either way
 NEUTRAL_KEYS = ("resume", "logger", "torch_threads", "data.num_workers")
 
 
-def config_hash(resolved: dict) -> str:
+def result_config(resolved: dict) -> dict:
+    """The resolved config without the NEUTRAL_KEYS: what decides a run's results."""
     tree = json.loads(json.dumps(resolved, default=str))
     for key in NEUTRAL_KEYS:
         *parents, leaf = key.split(".")
@@ -31,11 +35,16 @@ def config_hash(resolved: dict) -> str:
         for part in parents:
             node = node.get(part, {})
         node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()
+    return tree
+
+
+def config_hash(resolved: dict) -> str:
+    return hashlib.sha256(json.dumps(result_config(resolved), sort_keys=True).encode()).hexdigest()
 
 
 def sweep_key(overrides: list[str]) -> str:
-    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "resume")
+    # credentials in a URI (logger.tracking_uri=http://user:password@host) are no part of the key
+    kept = sorted(runs.redact(o) for o in overrides if o.split("=", 1)[0].lstrip("+~") != "resume")
     return hashlib.sha256("\n".join(kept).encode()).hexdigest()
 
 
@@ -54,9 +63,26 @@ class Previous:
         return Path(found) if found else None
 
     @property
+    def fitted_checkpoint(self) -> Path | None:
+        """The best checkpoint of a run that finished training and was stopped before it finished testing
+        (checked to hold only tensors and plain values: rnnlab.checkpoints)."""
+        found = self.run.data.tags.get(FITTED_TAG)
+        return self._checked(Path(found), "test") if found and Path(found).is_file() else None
+
+    @property
     def last_checkpoint(self) -> Path | None:
+        """<output_dir>/checkpoints/last.ckpt when there is one (checked like fitted_checkpoint)."""
         path = self.output_dir / "checkpoints" / "last.ckpt" if self.output_dir else None
-        return path if path is not None and path.is_file() else None
+        return self._checked(path, "continue from") if path is not None and path.is_file() else None
+
+    def _checked(self, path: Path, verb: str) -> Path:
+        """`path`, once torch's weights-only unpickler has read it; a checkpoint that carries pickled objects
+        is refused (one error naming it) before the run is reopened, and nothing in it runs."""
+        from rnnlab import checkpoints
+
+        checkpoints.load(path, f"the checkpoint {path} that resume=true would {verb} (run "
+                               f"{self.run.info.run_id})", mmap=True)
+        return path
 
 
 def previous_run(mlflow_client, exp_id: str, digest: str, parent_id: str | None) -> Previous | None:

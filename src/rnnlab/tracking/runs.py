@@ -1,14 +1,22 @@
 """MLflow runs: the tracking URI, experiments, one parent run per sweep and one child run per configuration.
 
 Default store: `sqlite:///<cwd>/mlflow.db` (never the refused ./mlruns file store); set logger.tracking_uri or
-MLFLOW_TRACKING_URI to use a server. A sweep's parent run id is written into the sweep directory so workers on
-any launcher (joblib, SLURM, Ray) find it; the same id is also exported in RNNLAB_PARENT_RUN_ID.
+MLFLOW_TRACKING_URI to use a server. A sweep's parent run id is written into the sweep's own directory (unique per
+sweep, conf/hydra/) so workers on any launcher (joblib, SLURM, Ray) find it; the same id is also exported in
+RNNLAB_PARENT_RUN_ID for jobs that run where the sweep directory is not shared.
+
+Credentials: a server with users (`make mlflow-server MLFLOW_AUTH=true`) is given MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD, or `http://user:password@host` as the URI: `tracking_uri` moves that user info into
+those variables and returns the URI without it. `redact` takes user info (and the password) out of whatever is
+logged: params, config.yaml, tags, printed commands, Hydra's log lines (`RedactingFilter`, conf/hydra/).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,31 +26,109 @@ PARENT_FILE = "mlflow_parent_run_id"
 PARENT_TAG = "mlflow.parentRunId"
 
 
+USERNAME_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+# scheme://user:password@ (or user@; Hydra logs it as scheme\://user\:password@), before a URI's host; greedy:
+# a password with an @ in it goes too
+_USER_INFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*\\?://)[^\s/?#]+@")
+
+
+def redact(text: str) -> str:
+    """`text` without the user info of any URI in it (`http://alice:secret@host` -> `http://host`) and without
+    the value of MLFLOW_TRACKING_PASSWORD: what every param, tag, artifact and printed line goes through."""
+    text = _USER_INFO.sub(r"\g<scheme>", str(text))
+    password = os.environ.get(PASSWORD_ENV, "")
+    return text.replace(password, "***") if len(password) >= 8 else text  # (MLflow requires 12 or more)
+
+
+def redacted(tree):
+    """A copy of a config tree (dicts, lists, scalars) with `redact` applied to every string in it."""
+    if isinstance(tree, dict):
+        return {key: redacted(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return [redacted(value) for value in tree]
+    return redact(tree) if isinstance(tree, str) else tree
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter (conf/hydra/default.yaml puts it on Hydra's and the jobs' handlers): Hydra's launchers
+    log every job's overrides, `logger.tracking_uri=http://user:password@host` among them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _credentials_to_env(uri: str) -> str:
+    """An http(s) URI's user info moved into MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (which
+    MLflow's client sends, and child processes inherit); returns the URI without it, so that neither MLflow nor
+    Lightning prints or logs it. Other URIs (e.g. a database's) are returned as they are."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    if not uri.startswith(("http://", "https://")) or "@" not in urlsplit(uri).netloc:
+        return uri
+    parts = urlsplit(uri)
+    user_info, _, host = parts.netloc.rpartition("@")
+    user, has_password, password = user_info.partition(":")
+    os.environ[USERNAME_ENV] = unquote(user)
+    if has_password:
+        os.environ[PASSWORD_ENV] = unquote(password)
+    return urlunsplit(parts._replace(netloc=host))
+
+
 def tracking_uri(logger_cfg=None) -> str:
+    """logger.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db; an http(s) URI's user
+    info (if any) is moved into MLflow's credential variables and left out of the URI returned."""
     configured = (logger_cfg or {}).get("tracking_uri")
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return _credentials_to_env(str(uri))
 
 
 def check_reachable(uri: str, timeout: float = 10) -> None:
     """Fail at once with one message when an http(s) tracking server does not answer (MLflow itself retries for
-    about 4 minutes, then ends in a traceback)."""
+    about 4 minutes, then ends in a traceback), and when it requires credentials that this process lacks or
+    refuses the ones it has (a server with users: `make mlflow-server MLFLOW_AUTH=true`). One API request
+    tells, sent as MLflow's client sends it (MLFLOW_TRACKING_USERNAME / _PASSWORD, or MLFLOW_TRACKING_TOKEN)."""
     if not uri.startswith(("http://", "https://")):
         return
     import requests
 
     from rnnlab.errors import ConfigError
 
+    uri = _credentials_to_env(uri)
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=timeout)  # any HTTP answer means a server is there
     except requests.RequestException as err:
         raise ConfigError(f"the MLflow tracking server {uri} does not answer ({type(err).__name__}): start it "
                           "(`make mlflow-server`) or set MLFLOW_TRACKING_URI / logger.tracking_uri") from err
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    try:
+        status = http_request(creds, "/api/2.0/mlflow/experiments/search", "GET", max_retries=0,
+                              timeout=timeout, params={"max_results": 1}).status_code
+    except Exception:  # not an MLflow server's API, or it failed: MLflow's own error follows later
+        return
+    user = creds.username
+    if status == 401 and not (user and creds.password) and not creds.token:
+        raise ConfigError(f"the MLflow tracking server {uri} requires credentials: set {USERNAME_ENV} and "
+                          f"{PASSWORD_ENV} (a user that the server's admin created) and run again")
+    if status == 401:
+        who = f"of user {user!r}" if user else "given (MLFLOW_TRACKING_TOKEN)"
+        raise ConfigError(f"the MLflow tracking server {uri} refused the credentials {who}: wrong user name "
+                          f"or password; check {USERNAME_ENV} / {PASSWORD_ENV}")
+    if status == 403:
+        raise ConfigError(f"the MLflow tracking server {uri} lets user {user!r} in but not read experiments: "
+                          "ask the server's admin for a permission")
 
 
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return MlflowClient(tracking_uri=_credentials_to_env(uri))
 
 
 def experiment_id(mlflow_client, name: str, artifact_location: str | None = None) -> str:
@@ -71,6 +157,28 @@ def git_commit(cwd: str | Path = ".") -> str:
         return "unknown"
 
 
+MACHINE_TAG = "rnnlab.machine."
+
+
+def machine() -> dict[str, str]:
+    """What a run's float results depend on beyond code, config and data: the CPU model (float kernels take other
+    code paths on other CPUs), its core count, and the torch build. Tagged on every run (`rnnlab.machine.*`)."""
+    import platform
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):  # Linux: the model, its family / model numbers and widest vector unit
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+        info = {key.strip(): value.strip() for key, value in info.items()}
+        flags = info.get("flags", "").split()
+        isa = next((name.upper() for name in ("avx512f", "avx2", "avx", "sse4_2") if name in flags), None)
+        cpu = f"{info.get('model name', cpu)} (family {info.get('cpu family')} model {info.get('model')}" + (
+            f", {isa.replace('F', '') if isa == 'AVX512F' else isa})" if isa else ")")
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "torch": f"torch {version('torch')}",
+            "python": f"Python {platform.python_version()}"}
+
+
 def is_global_zero() -> bool:
     """Whether this process is rank 0 of its job, read from the variables that Lightning's DDP launcher, torchrun
     and SLURM set (before the Trainer exists): only rank 0 creates and writes the MLflow run."""
@@ -89,7 +197,11 @@ def write_parent_run_id(sweep_dir: str | Path, run_id: str) -> None:
 
 
 def read_parent_run_id(sweep_dir: str | Path | None) -> str | None:
-    if sweep_dir is not None and (Path(sweep_dir) / PARENT_FILE).exists():
+    """The parent run of the sweep whose directory is `sweep_dir` (each sweep has its own: conf/hydra/); None for
+    a single run. The environment variable serves a job on a machine that does not share the sweep directory."""
+    if sweep_dir is None:
+        return None
+    if (Path(sweep_dir) / PARENT_FILE).exists():
         return (Path(sweep_dir) / PARENT_FILE).read_text().strip()
     return os.environ.get(PARENT_ENV)
 
@@ -102,7 +214,7 @@ def run(mlflow_client, exp_id: str, name: str, tags: dict | None = None, reopen:
         mlflow_client.update_run(reopen, status="RUNNING")
         active = mlflow_client.get_run(reopen)
     else:
-        active = mlflow_client.create_run(exp_id, run_name=name, tags=tags or {})
+        active = mlflow_client.create_run(exp_id, run_name=name, tags=redacted(tags or {}))
     run_id = active.info.run_id
     try:
         yield active
@@ -115,7 +227,7 @@ def run(mlflow_client, exp_id: str, name: str, tags: dict | None = None, reopen:
 def log_params(mlflow_client, run_id: str, params: dict) -> None:
     from mlflow.entities import Param
 
-    items = [Param(key, str(value)[:6000]) for key, value in params.items()]
+    items = [Param(key, redact(str(value))[:6000]) for key, value in params.items()]  # no credentials
     for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
         mlflow_client.log_batch(run_id, params=items[start:start + 100])
 

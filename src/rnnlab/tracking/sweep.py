@@ -14,6 +14,13 @@ from rnnlab.tracking import resume, runs
 
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from rnnlab.config_schema import validate_sweep
+
+        try:  # every job's values, before the parent run exists
+            validate_sweep(config)
+        except RnnlabError as err:
+            print(f"rnnlab: error: {err}", file=sys.stderr)
+            sys.exit(2)
         uri = runs.tracking_uri(config.logger)
         try:
             runs.check_reachable(uri)
@@ -32,7 +39,8 @@ class MlflowSweepCallback(Callback):
         else:
             parent = mlflow_client.create_run(exp_id, run_name=config.logger.get("sweep_name") or "sweep", tags={
                 "rnnlab.kind": "sweep", "rnnlab.git_commit": runs.git_commit(), resume.SWEEP_KEY_TAG: key,
-                "rnnlab.sweep_dir": str(config.hydra.sweep.dir), "rnnlab.overrides": " ".join(overrides)})
+                "rnnlab.sweep_dir": str(config.hydra.sweep.dir),
+                "rnnlab.overrides": runs.redact(" ".join(overrides))})  # without a URI's user:password@
         self.uri, self.parent_run_id = uri, parent.info.run_id
         runs.write_parent_run_id(config.hydra.sweep.dir, self.parent_run_id)
 
