@@ -331,10 +331,10 @@ def reproducibility(machine: dict | None) -> str:
     where = f" on this machine ({machine_line(machine)})" if machine else ""
     return (f"Rerun from a fresh clone{where}, `dvc repro` repeats every number in this table, metrics.json and "
             "figures/ byte for byte (seeded, deterministic kernels, one Word2Vec thread). On another CPU model the "
-            "data splits, vocabulary, parameter counts and epochs-to-stop rules are the same, but float kernels "
-            "(oneDNN / BLAS code paths differ between CPUs) change the embeddings and the trained weights in the "
-            "last bits, so scores are expected to agree only within their seed spread (the ± column), and a "
-            "different configuration may come out on top where the intervals overlap.")
+            "data splits, vocabularies and parameter counts are identical, but float kernels take other code paths "
+            "(oneDNN / BLAS per vector unit): embeddings and weights differ in their last bits and training "
+            "amplifies that, so scores (and the epoch early stopping picks) agree only within their seed spread "
+            "(the ± column), and where intervals overlap another configuration may come out on top.")
 
 
 def machine_line(machine: dict) -> str:

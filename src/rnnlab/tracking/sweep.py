@@ -16,13 +16,9 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from rnnlab.config_schema import validate_sweep
 
-        try:  # every job's values, before the parent run exists
-            validate_sweep(config)
-        except RnnlabError as err:
-            print(f"rnnlab: error: {err}", file=sys.stderr)
-            sys.exit(2)
         uri = runs.tracking_uri(config.logger)
-        try:
+        try:  # every job's values and the store, before the parent run exists
+            validate_sweep(config)
             runs.check_reachable(uri)
         except RnnlabError as err:  # Hydra callbacks run outside the entry point's error handling
             print(f"rnnlab: error: {err}", file=sys.stderr)
