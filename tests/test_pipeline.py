@@ -190,3 +190,58 @@ def test_the_project_names_a_default_dvc_remote():
     config.read(REPO / ".dvc/config")
     default = config["core"]["remote"]
     assert config[f"'remote \"{default}\"'"]["url"]
+
+
+def _sweep_stage(repo: Path, env: dict) -> tuple[subprocess.CompletedProcess, str | None]:
+    """`python pipelines/sweep.py tiny_study` as `dvc repro` runs it; the MLflow parent run of its sweep."""
+    import re
+
+    from rnnlab.tracking import runs
+
+    full = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}", **env}
+    full.pop("RNNLAB_CONF_DIR", None)
+    proc = subprocess.run([sys.executable, "pipelines/sweep.py", "tiny_study"], cwd=repo, env=full,
+                          capture_output=True, text=True)
+    sweep_dir = re.search(r"hydra\.sweep\.dir=(\S+)", proc.stdout)
+    return proc, runs.read_parent_run_id(repo / sweep_dir.group(1)) if sweep_dir else None
+
+
+def test_an_interrupted_sweep_stage_goes_on_with_rnnlab_resume(repo, tmp_path):
+    """A sweep stage killed in its second job's test phase, then `RNNLAB_RESUME=1`: the same sweep goes on, its
+    finished job is kept, the killed one is tested from its best checkpoint, and runs.json has the numbers of the
+    uninterrupted sweep. A sweep of other code (one more comment in the package) is never reopened."""
+    from test_run_status import SITECUSTOMIZE
+
+    from rnnlab.tracking import runs
+
+    runs_json = repo / "results/tiny_study/runs.json"
+    committed, uninterrupted = runs_json.read_bytes(), _run_numbers(repo)
+    client = runs.client(f"sqlite:///{repo / 'mlflow.db'}")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site/sitecustomize.py").write_text(SITECUSTOMIZE)
+    kill = {"PYTHONPATH": str(tmp_path / "site"), "RNNLAB_TEST_KILL_AT": "test", "RNNLAB_TEST_KILL_NTH": "2"}
+    other = tmp_path / "other"
+    shutil.copytree(REPO / "src/rnnlab", other / "rnnlab", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other / "rnnlab/__init__.py", "a") as handle:
+        handle.write("# other code\n")
+    try:
+        killed, parent = _sweep_stage(repo, kill)
+        assert killed.returncode != 0 and parent, killed.stdout[-2000:] + killed.stderr[-2000:]
+        before = {c.data.params["model.cell"]: c.info for c in runs.child_runs(client, parent)}
+        assert before["rnn"].status == "FINISHED" and before["lstm"].status == "RUNNING"
+        changed, other_parent = _sweep_stage(repo, {**kill, "RNNLAB_RESUME": "1",
+                                                    "PYTHONPATH": f"{other}{os.pathsep}{tmp_path / 'site'}"})
+        assert "ran other code" in changed.stdout and other_parent not in (None, parent), changed.stdout[-2000:]
+        resumed, resumed_parent = _sweep_stage(repo, {"RNNLAB_RESUME": "1"})
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+        assert resumed_parent == parent and json.loads(runs_json.read_text())["parent_run_id"] == parent
+        got = _run_numbers(repo)
+        assert got == uninterrupted, [(i, k, row.get(k), uninterrupted[i].get(k)) for i, row in enumerate(got)
+                                      for k in sorted(set(row) | set(uninterrupted[i])) if row.get(k) != uninterrupted[i].get(k)]
+        after = {c.data.params["model.cell"]: c.info for c in runs.child_runs(client, parent)}
+        assert {info.status for info in after.values()} == {"FINISHED"}
+        assert {cell: info.run_id for cell, info in after.items()} == {
+            cell: info.run_id for cell, info in before.items()}
+        assert after["rnn"].end_time == before["rnn"].end_time  # kept, not trained or tested again
+    finally:
+        runs_json.write_bytes(committed)  # the DVC output the other tests of this module read

@@ -28,16 +28,18 @@ if frozen:
     time.strftime = lambda fmt, t=None: _strftime(fmt, time.localtime(float(frozen)) if t is None else t)
 
 point = os.environ.get("RNNLAB_TEST_KILL_AT")
-if point == "test":  # in the test phase, after its first batch
+if point == "test":  # in the test phase (the process's RNNLAB_TEST_KILL_NTH-th, default the first), after a batch
     import pytorch_lightning as pl
 
     class _Kill(pl.Callback):
         def on_test_batch_end(self, *args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    _test = pl.Trainer.test
+    _test, calls = pl.Trainer.test, []
     def test(self, *args, **kwargs):
-        self.callbacks.append(_Kill())
+        calls.append(1)
+        if len(calls) == int(os.environ.get("RNNLAB_TEST_KILL_NTH", "1")):
+            self.callbacks.append(_Kill())
         return _test(self, *args, **kwargs)
     pl.Trainer.test = test
 elif point == "epoch2":  # when the third epoch starts: two epochs and their last.ckpt are done
@@ -102,6 +104,7 @@ def uninterrupted(tiny_project, tmp_path_factory):
     proc = _train(tiny_project, uri, *KILLED_AFTER_FIT, env={"PYTHONPATH": str(tmp / "site"), **SAME_SECOND})
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = _train_runs(runs.client(uri))
+    run.test_acc_step = runs.client(uri).get_metric_history(run.info.run_id, "test_acc")[-1].step
     return run
 
 
@@ -131,8 +134,10 @@ def test_a_job_killed_after_training_is_never_finished_and_resume_tests_it(tiny_
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == epochs  # tested, not trained again
     assert {"config.yaml", "tokenizer.json", "checkpoints"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     # the same numbers as the run that was never interrupted
-    for key in ("test_acc", "test_loss", "best_val_acc", "epochs", "params_total"):
+    for key in ("test_acc", "test_loss", "best_val_acc", "epochs", "epoch", "params_total"):
         assert after.data.metrics[key] == uninterrupted.data.metrics[key], key
+    # logged at the step where fit ended, as in the uninterrupted run (Lightning's `epoch` metric too)
+    assert client.get_metric_history(run.info.run_id, "test_acc")[-1].step == uninterrupted.test_acc_step > 0
 
 
 def test_a_run_killed_in_training_reports_its_best_epoch_from_before_the_kill(tiny_project, tmp_path, injected):

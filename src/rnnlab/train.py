@@ -72,7 +72,8 @@ def train(cfg: DictConfig) -> dict:
                      weights_only=True)
         return {"run_id": None, "objective": float("nan")}
 
-    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(), resume.CONFIG_HASH_TAG: digest,
+    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(), runs.CODE_DIGEST_TAG: runs.code_digest(),
+            resume.CONFIG_HASH_TAG: digest,
             resume.OUTPUT_DIR_TAG: str(output_dir.resolve()),
             **{runs.MACHINE_TAG + key: value for key, value in runs.machine().items()}}
     for tag, path in (("data_hash", tokenized_dir / "data"), ("tokenizer_hash", tokenized_dir / "tokenizer.json")):
@@ -112,6 +113,8 @@ def train(cfg: DictConfig) -> dict:
                 else:  # fit was done before the run stopped: its summary is in the run already
                     fit_summary = {key: value for key, value in client.get_run(run_id).data.metrics.items()
                                    if key in (*task.summary(), *FIT_METRICS)}
+                    _as_at_end_of_fit(trainer, int(fit_summary["epochs"]),
+                                      client.get_metric_history(run_id, "epochs")[-1].step)
                 # phase 2: test the best checkpoint (Lightning's logger writes the test_ metrics, from rank 0)
                 trainer.test(task, datamodule=datamodule, ckpt_path=str(fitted), verbose=False,
                              weights_only=True)
@@ -153,6 +156,16 @@ def _skip_finished(run) -> dict:
     print(f"resume: skipping {run.info.run_name}: run {run.info.run_id} already FINISHED with this config")
     return {**run.data.metrics, "run_id": run.info.run_id, "objective": next(iter(best.values()), float("nan")),
             "skipped": True}
+
+
+def _as_at_end_of_fit(trainer, epochs: int, step: int) -> None:
+    """A run tested again after a kill in its test phase: the trainer's epoch and step counters set to where fit
+    ended (its MLflow run has them), so that its test metrics land at the epoch and step of an uninterrupted run."""
+    loop = trainer.fit_loop
+    loop.epoch_progress.current.completed = epochs  # trainer.current_epoch
+    loop.epoch_loop._batches_that_stepped = step  # the step the logger connector logs at
+    loop.epoch_loop.automatic_optimization.optim_progress.optimizer.step.total.completed = step  # global_step
+    loop.epoch_loop.manual_optimization.optim_step_progress.total.completed = step
 
 
 def _epoch_of(checkpoint: Path) -> int:

@@ -2,7 +2,8 @@
 
 Every training run is tagged with `rnnlab.config_hash` (the resolved config without the keys that cannot change
 a result) and `rnnlab.output_dir`; every sweep parent with `rnnlab.sweep_key` (its command-line overrides).
-Re-running an interrupted sweep with `resume=true` reopens the latest parent of the same overrides; within it a
+Re-running an interrupted sweep with `resume=true` reopens the latest parent of the same overrides that ran the
+same code (tag `rnnlab.code_digest`: the package's sources; after an edit the sweep starts anew); within it a
 configuration whose run FINISHED is skipped, and one whose run was killed continues in the same MLflow run from
 <output_dir>/checkpoints/last.ckpt (or from the start when it died before its first checkpoint); one that had
 finished training (tag `rnnlab.fitted`: its best checkpoint) and was stopped in its test phase is tested again
@@ -88,7 +89,8 @@ class Previous:
 def previous_run(mlflow_client, exp_id: str, digest: str, parent_id: str | None) -> Previous | None:
     """The run of this configuration to skip (a FINISHED one) or continue (the latest other), or None."""
     scope = f"tags.`{runs.PARENT_TAG}` = '{parent_id}'" if parent_id else None
-    found = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{digest}'",
+    found = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{digest}' and "
+                                      f"tags.`{runs.CODE_DIGEST_TAG}` = '{runs.code_digest()}'",
                                       order_by=["attributes.start_time DESC"], max_results=100)
     if scope:
         found = [r for r in found if r.data.tags.get(runs.PARENT_TAG) == parent_id]
@@ -99,7 +101,14 @@ def previous_run(mlflow_client, exp_id: str, digest: str, parent_id: str | None)
 
 
 def latest_sweep(mlflow_client, exp_id: str, key: str):
-    """The latest sweep parent run started with the same overrides, or None."""
-    found = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{SWEEP_KEY_TAG}` = '{key}'",
+    """The latest sweep parent run started with the same overrides and the same code, or None (a sweep of other
+    code is never reopened: its results would be mixed with this code's)."""
+    same_code = f"tags.`{runs.CODE_DIGEST_TAG}` = '{runs.code_digest()}'"
+    found = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{SWEEP_KEY_TAG}` = '{key}' and {same_code}",
                                       order_by=["attributes.start_time DESC"], max_results=1)
-    return found[0] if found else None
+    if found:
+        return found[0]
+    if mlflow_client.search_runs([exp_id], filter_string=f"tags.`{SWEEP_KEY_TAG}` = '{key}'", max_results=1):
+        print("resume: the earlier sweeps with these overrides ran other code (tag rnnlab.code_digest); "
+              "a new sweep starts")
+    return None

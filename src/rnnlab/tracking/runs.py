@@ -157,6 +157,23 @@ def git_commit(cwd: str | Path = ".") -> str:
         return "unknown"
 
 
+CODE_DIGEST_TAG = "rnnlab.code_digest"
+
+
+def code_digest() -> str:
+    """sha256 of the rnnlab package's Python sources as imported (uncommitted edits included, bytecode not): the
+    code a run really ran, which `git_commit` names only for a clean tree."""
+    import hashlib
+
+    import rnnlab
+
+    root = Path(rnnlab.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 MACHINE_TAG = "rnnlab.machine."
 
 

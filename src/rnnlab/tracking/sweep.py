@@ -34,7 +34,8 @@ class MlflowSweepCallback(Callback):
             print(f"resume: continuing sweep run {parent.info.run_id} (started with the same overrides)")
         else:
             parent = mlflow_client.create_run(exp_id, run_name=config.logger.get("sweep_name") or "sweep", tags={
-                "rnnlab.kind": "sweep", "rnnlab.git_commit": runs.git_commit(), resume.SWEEP_KEY_TAG: key,
+                "rnnlab.kind": "sweep", "rnnlab.git_commit": runs.git_commit(),
+                runs.CODE_DIGEST_TAG: runs.code_digest(), resume.SWEEP_KEY_TAG: key,
                 "rnnlab.sweep_dir": str(config.hydra.sweep.dir),
                 "rnnlab.overrides": runs.redact(" ".join(overrides))})  # without a URI's user:password@
         self.uri, self.parent_run_id = uri, parent.info.run_id
