@@ -74,7 +74,7 @@ MLFLOW_JOBS        ?= false
 # characters; needed then only). MLFLOW_FLASK_SERVER_SECRET_KEY (the same for every worker and restart): taken from
 # the environment, else from MLFLOW_AUTH_DIR/secret_key (made on the first start). Users, passwords, permissions:
 # MLFLOW_AUTH_DB. MLflow's auth config is written to MLFLOW_AUTH_DIR/basic_auth.ini from these variables unless
-# MLFLOW_AUTH_CONFIG names an ini file of your own. Users: see README.md (Scale out).
+# MLFLOW_AUTH_CONFIG names an ini file of your own. Users: see docs/scaling.md (Shared MLflow server).
 #   MLFLOW_AUTH_ADMIN_PASSWORD='...' make mlflow-server MLFLOW_AUTH=true
 MLFLOW_AUTH        ?= false
 MLFLOW_AUTH_DIR    ?= $(CURDIR)/mlflow-auth

@@ -67,7 +67,7 @@ def auth_server(tmp_path_factory):
 
 
 def _administer(server: AuthServer) -> None:
-    """What README.md tells the admin to do: change the first password, create a user (MLflow's client)."""
+    """What docs/scaling.md tells the admin to do: change the first password, create a user (MLflow's client)."""
     from mlflow.server import get_app_client
 
     saved = {key: os.environ.get(key) for key in ADMIN_ENV}
