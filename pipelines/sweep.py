@@ -20,8 +20,8 @@ from rnnlab.pipeline import pipeline_settings, stage_config
 
 @exit_on_user_error
 def main() -> None:
+    from rnnlab.reporting.sweep_runs import sweep_rows
     from rnnlab.tracking import runs
-    from rnnlab.tracking.report import sweep_rows
 
     study = sys.argv[1]
     settings = pipeline_settings()

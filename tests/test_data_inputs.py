@@ -341,6 +341,20 @@ def test_bucket_sampler_eval_mode_is_sorted_and_fixed():
     assert _epoch(sampler) == batches
 
 
+@pytest.mark.parametrize("rows,replicas", [(101, 2), (102, 3), (100, 2), (81, 4)])
+def test_evaluation_under_ddp_reads_every_row_exactly_once(rows, replicas):
+    """The processes' shares of the evaluation batches cover the split exactly once, with as many batches on each
+    process and none empty. Before, a last batch with fewer rows than processes was repeated to fill them, so a
+    gathered score (seqeval over every process's sentences) counted its rows twice."""
+    lengths = _lengths(rows)
+    shares = [_epoch(BucketBatchSampler(lengths, batch_size=20, shuffle=False, num_replicas=replicas, rank=rank))
+              for rank in range(replicas)]
+    assert len({len(share) for share in shares}) == 1
+    assert all(batch for share in shares for batch in share)
+    assert len(shares[0]) == len(BucketBatchSampler(lengths, batch_size=20, shuffle=False, num_replicas=replicas))
+    assert sorted(i for share in shares for batch in share for i in batch) == list(range(rows))
+
+
 def test_pad_batch_right_pads_with_zero():
     seqs = [torch.tensor([5, 6, 7]), torch.tensor([8]), torch.tensor([9, 10])]
     ids, lengths = pad_batch(seqs)

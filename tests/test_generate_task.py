@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from rnnlab.errors import ConfigError
 from rnnlab.models.conditional_lm import ConditionalLanguageModel, special_ids
-from rnnlab.tasks.generate import GenerateTask, teacher_forcing, token_loss
+from rnnlab.tasks.generation import GenerateTask, teacher_forcing, token_loss
 
 # The toy language of the conditioning test: label 0 texts start with A, label 1 texts with B, then 1-3 of C/D.
 TOY_VOCAB = ["<pad>", "<unk>", "A", "B", "C", "D"]
@@ -221,7 +221,7 @@ def test_a_classify_run_judges_only_on_the_same_tokenizer(generate_run, tiny_pro
     from rnnlab.config import compose
     from rnnlab.data.tokenization import build_tokenizer, load_tokenizer
     from rnnlab.tasks import build
-    from rnnlab.tasks.generate import load_judge
+    from rnnlab.tasks.judge import load_judge
 
     uri, client, generate = generate_run
     run_train(tiny_project, "model.cell=gru", tracking_uri=uri)  # a sentiment classifier (task=classify)
@@ -244,3 +244,23 @@ def test_a_classify_run_judges_only_on_the_same_tokenizer(generate_run, tiny_pro
         load_judge(generate.info.run_id, cfg, tokenizer, ["negative", "positive"])
     with pytest.raises(ConfigError, match="labels"):
         load_judge(classify.info.run_id, cfg, tokenizer, ["bad", "good"])
+
+
+@pytest.mark.slow
+def test_the_judge_is_scored_on_openings_as_long_as_the_texts_it_judges(tiny_project, monkeypatch):
+    """The judge reads generated openings of at most task.max_words words: judge_test_acc is its accuracy on
+    the real test reviews cut to that length (judge_test_acc_full: on whole reviews). Before, it was measured on
+    whole reviews only, which says little about how it reads 3-word texts."""
+    from datasets import load_from_disk
+
+    from rnnlab.config import compose
+    from rnnlab.tasks import build
+
+    monkeypatch.chdir(tiny_project)
+    cfg = compose(["data=tiny", *GENERATE_TINY, "task.max_words=3", "model.hidden_size=12", "embedding.dim=12"])
+    judge = build(cfg).module.judge
+    test = load_from_disk(str(tiny_project / cfg.paths.tokenized_dir / "data"))["test"]
+    labels = torch.tensor(test["label"])
+    assert max(len(ids) for ids in test["input_ids"]) > 3  # whole reviews are longer than the openings
+    assert judge.test_acc == judge.accuracy(([ids[:3] for ids in test["input_ids"]], labels))
+    assert judge.test_acc_full == judge.accuracy((list(test["input_ids"]), labels))

@@ -15,8 +15,9 @@ from omegaconf import OmegaConf
 from torch.nn import functional as F
 
 from rnnlab.data.bptt import LanguageModelDataModule, batchify
-from rnnlab.generate import _choose, generate, render
+from rnnlab.generate import render
 from rnnlab.models.language_model import LanguageModel
+from rnnlab.models.sampling import choose_one, continue_prompt
 from rnnlab.tasks.lm import HoldThenDecay, LanguageModelTask
 
 WORDS = "the a cat dog bird sat ran flew on under over mat rug tree quickly".split()
@@ -185,21 +186,21 @@ def test_generation_is_repeatable_with_a_seed(lm_project):
 
     tokenizer = load_tokenizer(_tokenized(lm_project) / "tokenizer.json")
     model = _model(tokenizer.get_vocab_size(), init_range=1.0).eval()
-    sample = functools.partial(generate, model, tokenizer, "the cat", words=25, strategy="sample")
+    sample = functools.partial(continue_prompt, model, tokenizer, "the cat", words=25, strategy="sample")
     assert sample(seed=0) == sample(seed=0)
     assert sample(seed=0) != sample(seed=1)
-    greedy = functools.partial(generate, model, tokenizer, "the cat", words=25, strategy="greedy")
+    greedy = functools.partial(continue_prompt, model, tokenizer, "the cat", words=25, strategy="greedy")
     assert greedy(seed=0) == greedy(seed=1)
-    assert generate(model, tokenizer, "the cat", words=25, strategy="topk", top_k=1, seed=5) == greedy(seed=0)
+    assert continue_prompt(model, tokenizer, "the cat", words=25, strategy="topk", top_k=1, seed=5) == greedy(seed=0)
     assert all("<pad>" not in sample(seed=seed) for seed in range(5))
 
 
 def test_topk_samples_only_among_the_k_most_probable_words_and_never_padding():
     logits = torch.tensor([9.0, 0.0, 1.0, 3.0, 2.9, 2.8, 2.7])  # <pad> (id 0) would be the most probable
     generator = torch.Generator().manual_seed(0)
-    chosen = {_choose(logits, "topk", 1.0, 3, generator) for _ in range(200)}
+    chosen = {choose_one(logits, "topk", 1.0, 3, generator) for _ in range(200)}
     assert chosen == {3, 4, 5}
-    assert _choose(logits, "greedy", 1.0, 3, generator) == 3
+    assert choose_one(logits, "greedy", 1.0, 3, generator) == 3
     assert render("the cat", ["sat", "<eos>", "a", "dog"]) == "the cat sat\na dog"
 
 

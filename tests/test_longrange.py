@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import REPO
 
-from rnnlab.analysis.longrange import SyntheticDataModule, adding_problem, copy_memory
+from rnnlab.data.synthetic import SyntheticDataModule, adding_problem, copy_memory
 from rnnlab.errors import ConfigError
 from rnnlab.models.longrange import LongRangeModel
 from rnnlab.tracking import runs

@@ -126,6 +126,18 @@ def test_padded_tags_do_not_count_in_the_loss():
         assert torch.allclose(model.loss(scores, tags), model.loss(changed, tags))
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_crf_decoding_on_a_gpu_matches_the_cpu():
+    """The CRF's length mask is built on the scores' device. Before, it was always a CPU tensor, and Viterbi
+    decoding of scores on a GPU failed on mixed devices."""
+    torch.manual_seed(0)
+    model = SequenceTagger(vocab_size=10, num_tags=3, embedding_dim=4, hidden_size=5, crf=True).eval()
+    scores, lengths = torch.randn(3, 5, 3), torch.tensor([5, 2, 4])
+    on_cpu = model.decode(scores, lengths)
+    assert model.cuda().decode(scores.cuda(), lengths.cuda()) == on_cpu
+
+
 NER_DATA = """\
 name: tinyner
 format: conll

@@ -70,7 +70,7 @@ def test_repro_builds_every_stage_output(repo):
                 "results/tiny_study/report.html"):
         assert (repo / out).exists(), out
     sweep = json.loads((repo / "results/tiny_study/runs.json").read_text())
-    assert sorted(r["cell"] for r in sweep["runs"]) == ["lstm", "rnn"]
+    assert sorted(r["config"]["cell"] for r in sweep["runs"]) == ["lstm", "rnn"]
     assert all(r["status"] == "FINISHED" for r in sweep["runs"])
     report = (repo / "results/tiny_study/report.md").read_text()
     assert "| word2vec | rnn | 1 | uni |" in report and "| word2vec | lstm | 1 | uni |" in report
@@ -136,7 +136,7 @@ REPEATED = ["results/tiny_study/metrics.json", "results/tiny_study/report.md", "
 
 def _run_numbers(repo: Path) -> list[dict]:
     """runs.json without what differs between reruns by nature: run ids and wall times."""
-    from rnnlab.tracking.report import WALL_TIME
+    from rnnlab.reporting.statistics import WALL_TIME
 
     rows = json.loads((repo / "results/tiny_study/runs.json").read_text())["runs"]
     return [{k: v for k, v in row.items() if k not in ("run_id", *WALL_TIME)} for row in rows]

@@ -12,8 +12,9 @@ import sys
 import pytest
 from conftest import run_train
 
+from rnnlab.reporting.markdown import report_markdown
+from rnnlab.reporting.statistics import config_groups, dvc_metrics, significance
 from rnnlab.tracking import runs
-from rnnlab.tracking.report import config_groups, dvc_metrics, report_markdown, significance
 
 
 def _row(task, cell, seed="1", **metrics):

@@ -1,4 +1,5 @@
-"""Resumable sweeps: kill a sweep part-way, re-run it with resume=true, and find every configuration once."""
+"""Resumable sweeps: kill a sweep part-way, re-run it with resume=true, and find every configuration once, the
+continued one with the numbers of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import TINY
+from conftest import TINY, run_train
 
 from rnnlab.tracking import resume, runs
 
@@ -74,6 +75,18 @@ def test_a_killed_sweep_resumes_skipping_finished_runs_and_continuing_the_killed
     assert children["lstm"].data.metrics["epochs"] == 12 and "test_acc" in children["lstm"].data.metrics
     # the three runs are told apart by their resolved config, which the tag records
     assert len({c.data.tags[resume.CONFIG_HASH_TAG] for c in children.values()}) == 3
+
+    # and the continued run is the run it would have been: the checkpoint carries the random streams too, so
+    # every epoch after the kill draws the dropout masks of an uninterrupted run of the same configuration
+    fresh_uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    run_train(tiny_project, *SWEEP[1:-1], "model.cell=lstm", f"hydra.run.dir={tmp_path / 'fresh'}",
+              tracking_uri=fresh_uri)
+    fresh_client = runs.client(fresh_uri)
+    (fresh,) = fresh_client.search_runs([fresh_client.get_experiment_by_name("sentiment-tiny").experiment_id])
+    fresh_history = fresh_client.get_metric_history(fresh.info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in history] == [(m.step, m.value) for m in fresh_history]
+    for key in ("test_acc", "test_loss", "best_val_acc"):
+        assert children["lstm"].data.metrics[key] == fresh.data.metrics[key], key
 
 
 def test_config_hash_ignores_where_and_how_fast_but_not_what():

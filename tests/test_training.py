@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, grid_sweep_children, run_train
 
-from rnnlab.predict import load_run, predict
+from rnnlab.predict import predict
+from rnnlab.tasks import load_run
 from rnnlab.tracking import runs
 
 pytestmark = pytest.mark.slow

@@ -205,6 +205,21 @@ def test_beam_search_with_beam_1_is_greedy_decoding(attention, cell, bidirection
             assert beamed.score == pytest.approx(found.score, abs=1e-4) or len(found.ids) == 8
 
 
+def test_decoding_leaves_a_training_model_in_training_mode():
+    """Greedy and beam decoding run in eval mode (no dropout) and put the caller's mode back: a model decoded
+    for a look while it trains goes on training with dropout. Before, both left it in eval mode."""
+    model = _model("additive").train()
+    model.embedding_dropout.p = 0.5
+    sources, lengths = _padded_sources([4, 3])
+    first = greedy(model, sources, lengths, bos_id=1, eos_id=2, max_length=6)
+    assert model.training and all(m.training for m in model.modules())
+    assert [d.ids for d in greedy(model.eval(), sources, lengths, bos_id=1, eos_id=2, max_length=6)] == \
+        [d.ids for d in first]  # decoded without dropout, as in eval mode
+    model.train()
+    beam_search(model, sources[:1, :4], lengths[:1], bos_id=1, eos_id=2, beam=3, max_length=6)
+    assert model.training and all(m.training for m in model.modules())
+
+
 def test_a_wider_beam_never_finds_a_less_probable_translation():
     model = _model("additive", seed=4)
     sources, lengths = _padded_sources([5], seed=4)

@@ -18,7 +18,13 @@ import tempfile
 from itertools import islice
 from pathlib import Path
 
+from rnnlab.cli import key_values, print_help_if_asked
+from rnnlab.config_schema import SCRIPT_ARGS
+from rnnlab.data.case import case_id
+from rnnlab.data.tokenization import word_id
 from rnnlab.errors import ConfigError, exit_on_user_error
+from rnnlab.tasks import build, load_run
+from rnnlab.tracking import runs
 
 USAGE = ('usage: rnnlab-analyze run_id=<MLflow run id> [sentence="..."] [batches=2] [sentence_index=0] '
          "[max_units=32] [max_tokens=60] [tracking_uri=...]")
@@ -31,9 +37,7 @@ def sentence_batch(kind: str, tokenizer, datamodule, sentence: str) -> tuple[dic
     from rnnlab.analysis.gates import token_strings
 
     if kind == "ner":
-        from rnnlab.data.case import case_id
         from rnnlab.data.tagging import collate, encode_sentence
-        from rnnlab.data.tokenization import word_id
 
         words = sentence.split()
         chars = datamodule.chars if datamodule.use_chars else None
@@ -55,9 +59,6 @@ def analyze(run_id: str, tracking_uri: str | None = None, sentence: str | None =
 
     from rnnlab.analysis import callbacks, gates
     from rnnlab.analysis.gradient_flow import gradient_flow, write_csv
-    from rnnlab.predict import load_run
-    from rnnlab.tasks import build
-    from rnnlab.tracking import runs
 
     if batches < 1:
         raise ConfigError(f"batches={batches} must be at least 1")
@@ -96,9 +97,6 @@ def analyze(run_id: str, tracking_uri: str | None = None, sentence: str | None =
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from rnnlab.cli import key_values, print_help_if_asked
-    from rnnlab.config_schema import SCRIPT_ARGS
-
     argv = sys.argv[1:] if argv is None else argv
     if print_help_if_asked(argv, USAGE, __doc__):
         return

@@ -5,7 +5,7 @@ returns `os.system` runs a shell command). Every checkpoint that rnnlab reads go
 weights-only unpickler, which builds tensors, numbers, strings, lists and dicts (all that rnnlab's
 checkpoints hold: weights, optimizer and scheduler state, loop counters, callback state) and refuses any
 other Python object with one error that names the file. That covers the best checkpoint of a logged run
-(rnnlab-predict, -generate, -translate, -analyze: `predict.load_run`) and the last.ckpt / best checkpoint
+(rnnlab-predict, -generate, -translate, -analyze: `tasks.load_run`) and the last.ckpt / best checkpoint
 that `resume=true` continues from or tests (`tracking.resume`); Trainer.fit / Trainer.test, which load those
 files again, get `weights_only=True`.
 

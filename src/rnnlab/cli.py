@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rnnlab.config_schema import typed
 from rnnlab.errors import ConfigError
 
 
@@ -20,8 +21,6 @@ def key_values(argv: list[str], schema: Mapping | set[str], usage: str) -> dict:
     if unknown:
         raise ConfigError(f"unknown argument(s) {unknown}; {usage}")
     if isinstance(schema, Mapping):
-        from rnnlab.config_schema import typed
-
         args = {key: typed(key, text, schema[key]) for key, text in args.items()}
     return args
 

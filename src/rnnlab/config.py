@@ -10,6 +10,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from rnnlab.errors import ConfigError
+
 PACKAGE_CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -37,8 +39,6 @@ def compose(overrides: list[str] | None = None, config_name: str = "train", retu
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
-
-    from rnnlab.errors import ConfigError
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

@@ -7,9 +7,9 @@ text for a label with the conditional generator of one (task=generate).
 
 The model first reads `<eos>` (it learned that a sentence starts after one) and then the prompt, whose words
 outside the vocabulary are read as `<unk>` (with a note on stderr). It then emits `words` tokens one at a time,
-carrying its state. `<eos>` is one of them and prints as a line break. Strategies: greedy (the most probable
-word: deterministic), sample (from softmax(logits / temperature)), topk (the same, among the top_k words only).
-The same seed gives the same text. `<pad>` is never emitted; `<unk>` can be, as in the training text.
+carrying its state. `<eos>` is one of them and prints as a line break. Strategies (rnnlab.models.sampling): greedy,
+sample, topk. The same seed gives the same text. `<pad>` is never emitted; `<unk>` can be, as in the training
+text.
 
 A task=generate run needs `label=` (one of its data.labels): the model starts from the state that label gives,
 reads `<bos>` and the prompt (optional), and writes until its `<eos>` (not printed) or `words` words.
@@ -20,68 +20,17 @@ from __future__ import annotations
 import os
 import sys
 
+from rnnlab.cli import key_values, print_help_if_asked
+from rnnlab.config_schema import SCRIPT_ARGS
+from rnnlab.data.conventions import EOS
+from rnnlab.data.tokenization import words as split_words
 from rnnlab.errors import ConfigError, exit_on_user_error
+from rnnlab.tasks import load_run
+from rnnlab.tracking import runs
 
 USAGE = ('usage: rnnlab-generate run_id=<MLflow run id> | model=models:/<name>/<version> [prompt="..."] '
          "[words=20] [strategy=greedy|sample|topk] [temperature=1.0] [top_k=10] [seed=0] [tracking_uri=...] "
          "[label=... (a task=generate run)]")
-STRATEGIES = ("greedy", "sample", "topk")
-EOS, PAD_ID = "<eos>", 0
-
-
-def generate(model, tokenizer, prompt: str, words: int = 20, strategy: str = "greedy", temperature: float = 1.0,
-             top_k: int = 10, seed: int = 0) -> list[str]:
-    """The `words` tokens the model emits after reading `<eos>` and the prompt (`<eos>` included as a token)."""
-    import torch
-
-    eos_id = tokenizer.token_to_id(EOS)
-    if eos_id is None:
-        raise ConfigError(f"the run's tokenizer has no {EOS} token: it is not a language model's tokenizer")
-    generator = torch.Generator().manual_seed(seed)
-    ids = [eos_id, *tokenizer.encode(prompt).ids] if prompt.strip() else [eos_id]
-    emitted = []
-    model.eval()
-    with torch.no_grad():
-        logits, state = model(torch.tensor([ids]))
-        for _ in range(words):
-            next_id = _choose(logits[0, -1], strategy, temperature, top_k, generator)
-            emitted.append(tokenizer.id_to_token(next_id))
-            logits, state = model(torch.tensor([[next_id]]), state)
-    return emitted
-
-
-def generate_for_label(model, tokenizer, label_id: int, prompt: str = "", words: int = 20,
-                       strategy: str = "greedy", temperature: float = 1.0, top_k: int = 10,
-                       seed: int = 0) -> list[str]:
-    """The words a conditional generator (models/conditional_lm.py) writes for class `label_id` after `<bos>`
-    and the prompt: until its `<eos>` (not included) or `words` words."""
-    import torch
-
-    prompt_ids = tokenizer.encode(prompt).ids if prompt.strip() else []
-    generator = torch.Generator().manual_seed(seed)
-    (written,) = model.sample(torch.tensor([label_id]), words, strategy, temperature, top_k, generator,
-                              prompts=[prompt_ids])
-    return [tokenizer.id_to_token(i) for i in written]
-
-
-def _choose(logits, strategy: str, temperature: float, top_k: int, generator) -> int:
-    """The next id from one step's logits [V] (never `<pad>`)."""
-    return int(choose_next(logits.unsqueeze(0), strategy, temperature, top_k, generator)[0])
-
-
-def choose_next(logits, strategy: str, temperature: float, top_k: int, generator, banned=(PAD_ID,)):
-    """The next id of each row of logits [B, V], by `strategy`; the `banned` ids are never chosen."""
-    import torch
-
-    logits = logits.float().clone()
-    logits[:, list(banned)] = float("-inf")
-    if strategy == "greedy":
-        return logits.argmax(-1)
-    if strategy == "topk":
-        kept = torch.topk(logits, min(top_k, logits.size(-1) - len(banned)), dim=-1)
-        choice = torch.multinomial(torch.softmax(kept.values / temperature, -1), 1, generator=generator)
-        return kept.indices.gather(-1, choice).squeeze(-1)
-    return torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator).squeeze(-1)
 
 
 def render(prompt: str, tokens: list[str]) -> str:
@@ -92,8 +41,6 @@ def render(prompt: str, tokens: list[str]) -> str:
 
 def run_of_model(uri: str, tracking_uri: str | None) -> str:
     """The run id behind `models:/<name>/<version>` or `models:/<name>@<alias>` in the model registry."""
-    from rnnlab.tracking import runs
-
     spec = uri.removeprefix("models:/")
     name, sep, version = spec.rpartition("/")
     alias = None
@@ -115,9 +62,6 @@ def run_of_model(uri: str, tracking_uri: str | None) -> str:
 def parse(argv: list[str]) -> dict:
     """key=value arguments, typed and checked (rnnlab.config_schema.SCRIPT_ARGS): one error naming the bad
     argument and what it should be; the defaults for the options not given."""
-    from rnnlab.cli import key_values
-    from rnnlab.config_schema import SCRIPT_ARGS
-
     args = key_values(argv, SCRIPT_ARGS["rnnlab-generate"], USAGE)
     if ("run_id" in args) == ("model" in args):
         raise ConfigError(f"give exactly one of run_id= and model=; {USAGE}")
@@ -127,15 +71,13 @@ def parse(argv: list[str]) -> dict:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from rnnlab.cli import print_help_if_asked
-
     argv = sys.argv[1:] if argv is None else argv
     if print_help_if_asked(argv, USAGE, __doc__):
         return
     args = parse(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from rnnlab.data.tokenization import words as split_words
-    from rnnlab.predict import load_run
+    from rnnlab.models import sampling  # torch
+
 
     tracking_uri = args.get("tracking_uri")
     run_id = args.get("run_id") or run_of_model(args["model"], tracking_uri)
@@ -157,9 +99,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rnnlab: note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", file=sys.stderr)
     options = {key: args[key] for key in ("words", "strategy", "temperature", "top_k", "seed")}
     if kind == "generate":
-        tokens = generate_for_label(model, tokenizer, labels.index(args["label"]), args["prompt"], **options)
+        tokens = sampling.write_for_label(model, tokenizer, labels.index(args["label"]), args["prompt"],
+                                          **options)
     else:
-        tokens = generate(model, tokenizer, args["prompt"], **options)
+        tokens = sampling.continue_prompt(model, tokenizer, args["prompt"], **options)
     print(render(args["prompt"], tokens))
 
 

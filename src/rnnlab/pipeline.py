@@ -8,6 +8,7 @@ import sys
 from omegaconf import OmegaConf
 
 from rnnlab.config import conf_dir
+from rnnlab.config_schema import validate, validate_pipeline
 
 # Stage logs stay readable: no per-batch progress bars from `datasets`.
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -21,7 +22,6 @@ def pipeline_settings():
 def stage_config(argv: list[str] | None = None):
     """The stage's composed config, every value checked (rnnlab.config_schema) before the stage writes anything."""
     from rnnlab.config import compose
-    from rnnlab.config_schema import validate, validate_pipeline
 
     settings = pipeline_settings()
     validate_pipeline(settings)

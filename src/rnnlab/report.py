@@ -11,7 +11,13 @@ import os
 import sys
 from pathlib import Path
 
+from rnnlab.cli import key_values, print_help_if_asked
+from rnnlab.config_schema import SCRIPT_ARGS
 from rnnlab.errors import ConfigError, exit_on_user_error
+from rnnlab.io import write_json
+from rnnlab.reporting import write_report
+from rnnlab.reporting.sweep_runs import sweep_rows
+from rnnlab.tracking import runs
 
 USAGE = ("usage: rnnlab-report parent_run_id=<MLflow parent run id> | sweep_dir=<Hydra sweep dir> "
          "[out=<dir>] [title=...] [tracking_uri=...]")
@@ -19,9 +25,6 @@ USAGE = ("usage: rnnlab-report parent_run_id=<MLflow parent run id> | sweep_dir=
 
 def collect(parent_run_id: str, tracking_uri: str | None = None) -> dict:
     """The sweep's rows read back from MLflow: what results/<study>/runs.json holds."""
-    from rnnlab.tracking import runs
-    from rnnlab.tracking.report import sweep_rows
-
     uri = tracking_uri or runs.tracking_uri()
     client = runs.client(uri)
     try:
@@ -38,15 +41,9 @@ def collect(parent_run_id: str, tracking_uri: str | None = None) -> dict:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from rnnlab.cli import key_values, print_help_if_asked
-
     argv = sys.argv[1:] if argv is None else argv
     if print_help_if_asked(argv, USAGE, __doc__):
         return
-    from rnnlab.config_schema import SCRIPT_ARGS
-    from rnnlab.io import write_json
-    from rnnlab.tracking import runs
-    from rnnlab.tracking.report import write_report
 
     args = key_values(argv, SCRIPT_ARGS["rnnlab-report"], USAGE)
     parent = args.get("parent_run_id")

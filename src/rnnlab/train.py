@@ -13,8 +13,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlab import checkpoints
 from rnnlab.config import conf_dir
-from rnnlab.errors import exit_on_user_error
+from rnnlab.config_schema import validate
+from rnnlab.errors import ConfigError, exit_on_user_error
+from rnnlab.io import sha256_tree
+from rnnlab.tasks import build
+from rnnlab.tracking import resume, runs
 
 
 def train(cfg: DictConfig) -> dict:
@@ -23,34 +28,14 @@ def train(cfg: DictConfig) -> dict:
     The run is FINISHED only once its test metrics, summaries and artifacts are logged (rnnlab owns its status,
     not Lightning's logger); a run stopped at any point stays RUNNING (killed) or FAILED, and `resume=true` goes on
     from where it stopped: from last.ckpt during training, from the best checkpoint's test once fit was done."""
-    import pytorch_lightning as pl
-    import torch
-    from hydra.core.hydra_config import HydraConfig
+    from rnnlab.tracking.lightning import OwnedRunLogger  # pytorch_lightning
 
-    from rnnlab.io import sha256_tree
-    from rnnlab.models.inputs import count_parameters
-    from rnnlab.tasks import build
-    from rnnlab.tracking import resume, runs
-    from rnnlab.tracking.lightning import OwnedRunLogger
-
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
-    # trainer.deterministic also NaN-fills every new tensor unless this is off (results stay deterministic)
-    torch.utils.deterministic.fill_uninitialized_memory = bool(cfg.get("fill_uninitialized_memory", False))
-    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
-    output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
-    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
-
+    _seed_and_set_up_torch(cfg)
+    output_dir, sweep_dir = _output_dirs()
     _check_accelerator(cfg.trainer)
     uri = runs.tracking_uri(cfg.logger)
     runs.check_reachable(uri)
     built = build(cfg)  # checks the task's own config values first, with their own clear errors
-    task, datamodule = built.module, built.datamodule
-    model = task.model
-    tokenized_dir = Path(cfg.paths.tokenized_dir)
-
     resolved = OmegaConf.to_container(cfg, resolve=True)
     digest = resume.config_hash(resolved)
     client = runs.client(uri)
@@ -63,15 +48,69 @@ def train(cfg: DictConfig) -> dict:
         output_dir = previous.output_dir  # the killed run's checkpoints, and its DDP workers' directory
     last_checkpoint = previous.last_checkpoint if previous is not None else None
     fitted = previous.fitted_checkpoint if previous is not None else None  # fit done, stopped in its test
-
     if not runs.is_global_zero():  # a DDP worker that Lightning started: it trains, rank 0 alone tracks
-        trainer = _trainer(cfg, task, built, None, output_dir)
-        if fitted is None:
-            trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint, weights_only=True)
-        trainer.test(task, datamodule=datamodule, ckpt_path=str(fitted) if fitted else "best", verbose=False,
-                     weights_only=True)
-        return {"run_id": None, "objective": float("nan")}
+        return _train_as_ddp_worker(cfg, built, output_dir, last_checkpoint, fitted)
 
+    run_name = cfg.run_name or default_run_name(cfg)
+    reopen = previous.run.info.run_id if previous is not None else None
+    try:
+        with runs.run(client, exp_id, run_name, _run_tags(cfg, digest, output_dir, parent_id),
+                      reopen=reopen) as mlflow_run:
+            run_id = mlflow_run.info.run_id
+            counts = _start_or_continue(client, run_id, run_name, built, resolved, reopen, last_checkpoint, fitted)
+            trainer = _trainer(cfg, built, OwnedRunLogger(tracking_uri=uri, run_id=run_id), output_dir)
+            with _ddp_workers_for_this_job(trainer, output_dir, in_sweep=sweep_dir is not None):
+                if fitted is None:  # phase 1: fit; its summary and the mark that it is done land in the run
+                    fit_summary, fitted = _fit(client, run_id, trainer, built, counts, last_checkpoint)
+                else:  # fit was done before the run stopped: its summary is in the run already
+                    fit_summary = _fit_summary_of(client, run_id, trainer, built.module)
+                # phase 2: test the best checkpoint (Lightning's logger writes the test_ metrics, from rank 0)
+                trainer.test(built.module, datamodule=built.datamodule, ckpt_path=str(fitted), verbose=False,
+                             weights_only=True)
+            summary = {**fit_summary, **_log_test_and_files(cfg, client, run_id, trainer, built, fitted)}
+    except BaseException:
+        if parent_id:  # a failed child fails the sweep it belongs to
+            client.set_terminated(parent_id, "FAILED")
+        raise
+    print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
+    return {"run_id": run_id, "objective": summary[f"best_{built.module.objective}"], **summary}
+
+
+def _seed_and_set_up_torch(cfg) -> None:
+    import pytorch_lightning as pl
+    import torch
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    torch.set_flush_denormal(bool(cfg.get("flush_denormal", True)))
+    # trainer.deterministic also NaN-fills every new tensor unless this is off (results stay deterministic)
+    torch.utils.deterministic.fill_uninitialized_memory = bool(cfg.get("fill_uninitialized_memory", False))
+
+
+def _output_dirs() -> tuple[Path, str | None]:
+    """This job's output directory (Hydra's), and the sweep's directory when it is one job of a sweep."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    output_dir = Path(hydra_cfg.runtime.output_dir) if hydra_cfg else Path("outputs/run")
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode.name == "MULTIRUN" else None
+    return output_dir, sweep_dir
+
+
+def _train_as_ddp_worker(cfg, built, output_dir: Path, last_checkpoint, fitted) -> dict:
+    """A DDP process of rank > 0: the same fit and test as rank 0, with no MLflow run of its own."""
+    trainer = _trainer(cfg, built, None, output_dir)
+    if fitted is None:
+        trainer.fit(built.module, datamodule=built.datamodule, ckpt_path=last_checkpoint, weights_only=True)
+    trainer.test(built.module, datamodule=built.datamodule, ckpt_path=str(fitted) if fitted else "best",
+                 verbose=False, weights_only=True)
+    return {"run_id": None, "objective": float("nan")}
+
+
+def _run_tags(cfg, digest: str, output_dir: Path, parent_id: str | None) -> dict:
+    """What a run is tagged with: the code, config and data it ran, where it writes, the machine, its sweep."""
+    tokenized_dir = Path(cfg.paths.tokenized_dir)
     tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(), runs.CODE_DIGEST_TAG: runs.code_digest(),
             resume.CONFIG_HASH_TAG: digest,
             resume.OUTPUT_DIR_TAG: str(output_dir.resolve()),
@@ -81,59 +120,65 @@ def train(cfg: DictConfig) -> dict:
             tags[f"rnnlab.{tag}"] = sha256_tree(path)
     if parent_id:
         tags[runs.PARENT_TAG] = parent_id
-    run_name = cfg.run_name or default_run_name(cfg)
-    reopen = previous.run.info.run_id if previous is not None else None
-    try:
-        with runs.run(client, exp_id, run_name, tags, reopen=reopen) as mlflow_run:
-            run_id = mlflow_run.info.run_id
-            counts = count_parameters(model)
-            if reopen and fitted:
-                print(f"resume: run {run_id} ({run_name}) had finished training when it stopped: testing its "
-                      f"best checkpoint {fitted}", flush=True)
-            elif reopen:
-                print(f"resume: continuing run {run_id} ({run_name}) from "
-                      + (f"{last_checkpoint} (epoch {_epoch_of(last_checkpoint)})" if last_checkpoint
-                         else "the start: it stopped before its first checkpoint"), flush=True)
-            else:  # params are immutable in MLflow: a continued run keeps the ones it has
-                runs.log_params(client, run_id, runs.flatten({k: v for k, v in resolved.items() if k != "resume"}))
-                client.log_dict(run_id, runs.redacted(resolved), "config.yaml")
-                runs.log_metrics(client, run_id, counts)
-            trainer = _trainer(cfg, task, built, OwnedRunLogger(tracking_uri=uri, run_id=run_id), output_dir)
-            with _ddp_workers_for_this_job(trainer, output_dir, in_sweep=sweep_dir is not None):
-                if fitted is None:  # phase 1: fit; its summary and the mark that it is done land in the run
-                    start = time.perf_counter()
-                    trainer.fit(task, datamodule=datamodule, ckpt_path=last_checkpoint, weights_only=True)
-                    fitted = Path(trainer.checkpoint_callback.best_model_path)
-                    fit_summary = {**task.summary(), "fit_seconds": time.perf_counter() - start,
-                                   "epochs": trainer.current_epoch, "world_size": trainer.world_size,
-                                   "params_total": counts["params_total"],
-                                   "params_trainable": counts["params_trainable"]}
-                    runs.log_metrics(client, run_id, fit_summary, step=trainer.global_step)
-                    client.set_tag(run_id, resume.FITTED_TAG, str(fitted))
-                else:  # fit was done before the run stopped: its summary is in the run already
-                    fit_summary = {key: value for key, value in client.get_run(run_id).data.metrics.items()
-                                   if key in (*task.summary(), *FIT_METRICS)}
-                    _as_at_end_of_fit(trainer, int(fit_summary["epochs"]),
-                                      client.get_metric_history(run_id, "epochs")[-1].step)
-                # phase 2: test the best checkpoint (Lightning's logger writes the test_ metrics, from rank 0)
-                trainer.test(task, datamodule=datamodule, ckpt_path=str(fitted), verbose=False,
-                             weights_only=True)
-            extra = task.test_summary()  # beyond the test_ metrics, which Lightning's logger wrote
-            if extra:
-                runs.log_metrics(client, run_id, extra, step=trainer.global_step)
-            test_summary = {**{key: float(value) for key, value in trainer.callback_metrics.items()
-                               if key.startswith("test_")}, **extra}
-            for path in built.artifacts:
-                client.log_artifact(run_id, str(path))
-            if cfg.logger.get("log_checkpoint", True) and fitted.is_file():
-                client.log_artifact(run_id, str(fitted), "checkpoints")
-            summary = {**fit_summary, **test_summary}
-    except BaseException:
-        if parent_id:  # a failed child fails the sweep it belongs to
-            client.set_terminated(parent_id, "FAILED")
-        raise
-    print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
-    return {"run_id": run_id, "objective": summary[f"best_{task.objective}"], **summary}
+    return tags
+
+
+def _start_or_continue(client, run_id: str, run_name: str, built, resolved: dict, reopen: str | None,
+                       last_checkpoint, fitted) -> dict:
+    """A new run logs its config and parameter counts; a continued one says where it goes on from (params are
+    immutable in MLflow: it keeps the ones it has). Returns the model's parameter counts."""
+    from rnnlab.models.inputs import count_parameters
+
+    counts = count_parameters(built.module.model)
+    if reopen and fitted:
+        print(f"resume: run {run_id} ({run_name}) had finished training when it stopped: testing its "
+              f"best checkpoint {fitted}", flush=True)
+    elif reopen:
+        print(f"resume: continuing run {run_id} ({run_name}) from "
+              + (f"{last_checkpoint} (epoch {_epoch_of(last_checkpoint)})" if last_checkpoint
+                 else "the start: it stopped before its first checkpoint"), flush=True)
+    else:
+        runs.log_params(client, run_id, runs.flatten({k: v for k, v in resolved.items() if k != "resume"}))
+        client.log_dict(run_id, runs.redacted(resolved), "config.yaml")
+        runs.log_metrics(client, run_id, counts)
+    return counts
+
+
+def _fit(client, run_id: str, trainer, built, counts: dict, last_checkpoint) -> tuple[dict, Path]:
+    """Train (from last.ckpt when continuing); log the fit summary and tag the run as fitted with its best
+    checkpoint, so that a kill from here on is tested again rather than retrained."""
+    start = time.perf_counter()
+    trainer.fit(built.module, datamodule=built.datamodule, ckpt_path=last_checkpoint, weights_only=True)
+    fitted = Path(trainer.checkpoint_callback.best_model_path)
+    fit_summary = {**built.module.summary(), "fit_seconds": time.perf_counter() - start,
+                   "epochs": trainer.current_epoch, "world_size": trainer.world_size,
+                   "params_total": counts["params_total"], "params_trainable": counts["params_trainable"]}
+    runs.log_metrics(client, run_id, fit_summary, step=trainer.global_step)
+    client.set_tag(run_id, resume.FITTED_TAG, str(fitted))
+    return fit_summary, fitted
+
+
+def _fit_summary_of(client, run_id: str, trainer, task) -> dict:
+    """The fit summary a run logged before it stopped in its test phase; the trainer set to where fit ended."""
+    fit_summary = {key: value for key, value in client.get_run(run_id).data.metrics.items()
+                   if key in (*task.summary(), *FIT_METRICS)}
+    _as_at_end_of_fit(trainer, int(fit_summary["epochs"]), client.get_metric_history(run_id, "epochs")[-1].step)
+    return fit_summary
+
+
+def _log_test_and_files(cfg, client, run_id: str, trainer, built, fitted: Path) -> dict:
+    """The task's test summary beyond Lightning's test_ metrics, then the run's files (tokenizer, best
+    checkpoint); returns every test metric."""
+    extra = built.module.test_summary()  # beyond the test_ metrics, which Lightning's logger wrote
+    if extra:
+        runs.log_metrics(client, run_id, extra, step=trainer.global_step)
+    test_summary = {**{key: float(value) for key, value in trainer.callback_metrics.items()
+                       if key.startswith("test_")}, **extra}
+    for path in built.artifacts:
+        client.log_artifact(run_id, str(path))
+    if cfg.logger.get("log_checkpoint", True) and fitted.is_file():
+        client.log_artifact(run_id, str(fitted), "checkpoints")
+    return test_summary
 
 
 FIT_METRICS = ("fit_seconds", "epochs", "world_size", "params_total", "params_trainable")
@@ -142,8 +187,6 @@ FIT_METRICS = ("fit_seconds", "epochs", "world_size", "params_total", "params_tr
 def _check_accelerator(trainer_cfg) -> None:
     """A GPU trainer on a machine without one: one clear error before any run is created."""
     import torch
-
-    from rnnlab.errors import ConfigError
 
     if str(trainer_cfg.get("accelerator")) in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={trainer_cfg.accelerator} but torch {torch.__version__} sees no "
@@ -170,25 +213,24 @@ def _as_at_end_of_fit(trainer, epochs: int, step: int) -> None:
 
 def _epoch_of(checkpoint: Path) -> int:
     """How many epochs a Lightning checkpoint has completed (read as tensors only: rnnlab.checkpoints)."""
-    from rnnlab import checkpoints
-
     return int(checkpoints.load(checkpoint, mmap=True)["epoch"]) + 1
 
 
-def _trainer(cfg, task, built, logger, output_dir: Path):
+def _trainer(cfg, built, logger, output_dir: Path):
     """The configured Trainer with the run's callbacks; checkpoints under <output dir>/checkpoints."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
     from rnnlab.analysis.callbacks import analysis_callbacks
-    from rnnlab.errors import ConfigError
+    from rnnlab.tracking.lightning import RandomStateInCheckpoint
 
     callbacks = [instantiate(cb) for cb in cfg.callbacks.values()] + analysis_callbacks(cfg, built)
+    callbacks.append(RandomStateInCheckpoint())  # a continued run draws what an uninterrupted one would
     checkpoint = next(cb for cb in callbacks if isinstance(cb, pl.callbacks.ModelCheckpoint))
     checkpoint.dirpath = str(output_dir / "checkpoints")
     trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks,
                           default_root_dir=str(output_dir))
-    if trainer.world_size > 1 and not task.data_parallel:
+    if trainer.world_size > 1 and not built.module.data_parallel:
         raise ConfigError(f"trainer={cfg.trainer.get('strategy', 'ddp')} with {trainer.world_size} processes: "
                           f"task={cfg.task.name} does not support data-parallel training yet (its metrics are "
                           "not gathered across processes); use trainer=cpu or trainer=gpu (DDP: task=classify or task=ner)")
@@ -239,8 +281,6 @@ def default_run_name(cfg) -> str:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 @exit_on_user_error
 def _main(cfg: DictConfig) -> float:
-    from rnnlab.config_schema import validate
-
     validate(cfg)  # every value's type, range and choices, before anything (an MLflow run) exists
     return train(cfg)["objective"]  # what a hyper-parameter sweeper optimises (the task's validation metric)
 

@@ -13,7 +13,11 @@ import os
 import sys
 from pathlib import Path
 
+from rnnlab.cli import key_values, print_help_if_asked
+from rnnlab.config_schema import SCRIPT_ARGS
+from rnnlab.data.tokenization import words
 from rnnlab.errors import ConfigError, exit_on_user_error
+from rnnlab.tasks import load_run
 
 USAGE = ('usage: rnnlab-translate run_id=<MLflow run id> text="..." | file=<one sentence per line> [beam=5] '
          "[length_penalty=1.0] [attention=<dir for attention maps>] [tracking_uri=...]")
@@ -21,9 +25,6 @@ USAGE = ('usage: rnnlab-translate run_id=<MLflow run id> text="..." | file=<one 
 
 def parse(argv: list[str]) -> dict:
     """key=value arguments, typed and checked (rnnlab.config_schema.SCRIPT_ARGS): beam=0 is one clear error."""
-    from rnnlab.cli import key_values
-    from rnnlab.config_schema import SCRIPT_ARGS
-
     args = key_values(argv, SCRIPT_ARGS["rnnlab-translate"], USAGE)
     if "run_id" not in args or ("text" in args) == ("file" in args):
         raise ConfigError(f"give run_id= and exactly one of text= and file=; {USAGE}")
@@ -45,16 +46,12 @@ def read_texts(args: dict) -> list[str]:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from rnnlab.cli import print_help_if_asked
-
     argv = sys.argv[1:] if argv is None else argv
     if print_help_if_asked(argv, USAGE, __doc__):
         return
     args = parse(argv)
     texts = read_texts(args)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from rnnlab.data.tokenization import words
-    from rnnlab.predict import load_run
     from rnnlab.tasks.translation import translate
 
     model, tokenizer, config = load_run(args["run_id"], args.get("tracking_uri"))
@@ -68,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     for n, row in enumerate(results):
         print(f"{row['text']}\t{row['translation']}")
         if args.get("attention") and row["attention"] is not None:
-            from rnnlab.analysis.attention import attention_map
+            from rnnlab.tasks.translation import attention_map
 
             out = Path(args["attention"])
             out.mkdir(parents=True, exist_ok=True)

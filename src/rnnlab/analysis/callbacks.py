@@ -15,18 +15,19 @@ MLflow logger, to the run's artifacts under `analysis/`:
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from rnnlab.analysis import gates, gradient_flow
 from rnnlab.analysis.unroll import find_encoder
+from rnnlab.data.tokenization import load_tokenizer
 from rnnlab.errors import ConfigError
+from rnnlab.models.modes import evaluating
+from rnnlab.random_state import kept_random_state
 
 
 def analysis_callbacks(cfg, built) -> list:
@@ -65,20 +66,8 @@ def _has_batch_loss(task) -> bool:
 def quietly(module: torch.nn.Module) -> Iterator[None]:
     """Eval mode and untouched random streams for the block; each submodule's mode and every RNG state
     (python, numpy, torch, CUDA) are put back afterwards, so training continues exactly as without it."""
-    modes = {m: m.training for m in module.modules()}
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
-              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-    module.eval()
-    try:
+    with evaluating(module), kept_random_state():
         yield
-    finally:
-        for m, training in modes.items():
-            m.training = training
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
-        if states[3] is not None:
-            torch.cuda.set_rng_state_all(states[3])
 
 
 def output_dir(trainer) -> Path:
@@ -165,8 +154,6 @@ class Gates(pl.Callback):
             sequence = gates.one_sequence(loader, self.sentence_index)
             tokens = None
             if self.tokenizer is not None and self.tokenizer.exists():
-                from rnnlab.data.tokenization import load_tokenizer
-
                 tokens = gates.token_strings(load_tokenizer(self.tokenizer), sequence["input_ids"][0])
             pictures = gates.plot_gate_heatmaps(pl_module, sequence, out, tokens, self.max_units, self.max_tokens)
         log_files(trainer, [gradient_flow.write_csv(rows, out / "gate_stats.csv"), *pictures])

@@ -18,6 +18,7 @@ import torch
 from rnnlab.analysis.unroll import Unrolled, batch_to, find_encoder, recording
 from rnnlab.errors import ConfigError
 from rnnlab.io import atomic_file
+from rnnlab.models.encoder import length_mask
 
 LOW, HIGH = 0.1, 0.9  # "closed" and "open" thresholds of the fractions reported
 SIGNED = ("candidate", "cell")  # tanh-range values: their fractions count |v| (near 0 = silent, > 0.9 = saturated)
@@ -50,7 +51,7 @@ def gate_statistics(model, dataloader: Iterable[dict], max_batches: int | None =
     sums: dict[tuple, torch.Tensor] = {}  # key -> [n, sum, sum of squares, below, above]
     for batch in islice(dataloader, max_batches):
         record = record_batch(model, batch)
-        real = torch.arange(record.outputs.size(1), device=record.lengths.device) < record.lengths.unsqueeze(1)
+        real = length_mask(record.lengths, record.outputs.size(1))
         for (layer, direction), gates in record.gates.items():
             for name, values in gates.items():
                 v = values[real].double()  # [real positions, H]

@@ -20,14 +20,13 @@ import torch
 from torch.nn import functional as F
 
 from rnnlab.errors import ConfigError
-from rnnlab.models.encoder import RecurrentEncoder, reverse_within_length
+from rnnlab.models.encoder import CELLS, RecurrentEncoder, length_mask, reverse_within_length
 
 # What `Unrolled.gates` holds per cell. A plain rnn has no gates: its stand-in is |h|, whose saturation
 # (|h| > 0.9 for tanh, where tanh' < 0.2) is what shrinks its gradients.
 GATES = {"lstm": ("input", "forget", "candidate", "output", "cell"),
          "gru": ("reset", "update", "candidate"),
          "rnn": ("abs_hidden",)}
-DIRECTIONS = ("forward", "backward")
 
 
 @dataclass
@@ -62,14 +61,14 @@ def run_direction(module: torch.nn.RNNBase, cell: str, x: torch.Tensor, state=No
     for t in range(x.size(1)):
         recurrent = F.linear(h, module.weight_hh_l0, module.bias_hh_l0)
         if cell == "lstm":
-            i, f, g, o = (projected[:, t] + recurrent).chunk(4, dim=-1)
+            i, f, g, o = (projected[:, t] + recurrent).chunk(len(CELLS[cell].rows), dim=-1)
             i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
             c = f * c + i * g
             h = o * c.tanh()
             values = {"input": i, "forget": f, "candidate": g, "output": o, "cell": c}
         elif cell == "gru":
-            x_r, x_z, x_n = projected[:, t].chunk(3, dim=-1)
-            h_r, h_z, h_n = recurrent.chunk(3, dim=-1)
+            x_r, x_z, x_n = projected[:, t].chunk(len(CELLS[cell].rows), dim=-1)
+            h_r, h_z, h_n = recurrent.chunk(len(CELLS[cell].rows), dim=-1)
             r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
             n = (x_n + r * h_n).tanh()
             h = (1 - z) * n + z * h
@@ -91,7 +90,7 @@ def unroll(encoder: RecurrentEncoder, x: torch.Tensor, lengths: torch.Tensor, st
     if torch.is_grad_enabled() and not x.requires_grad:
         x = x.detach().requires_grad_()  # e.g. a frozen embedding: dL/dx is still wanted
     lengths = lengths.to(x.device)
-    mask = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype)
+    mask = length_mask(lengths, x.size(1), x.device).unsqueeze(-1).to(x.dtype)
     record = Unrolled(inputs=x, lengths=lengths, outputs=x)
     state = state or [None] * encoder.num_layers
     for layer in range(encoder.num_layers):

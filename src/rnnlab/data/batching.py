@@ -32,12 +32,24 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        batches = -(-len(self.lengths) // self.batch_size)
+        return batches - int(self._tail_merged())
+
+    def _tail_merged(self) -> bool:
+        """Evaluation under DDP: a last batch with fewer rows than processes joins the one before it, so that no
+        row is read by two processes (and counted twice in a gathered score) and none gets an empty batch."""
+        tail = len(self.lengths) % self.batch_size
+        return (not self.shuffle and self.num_replicas > 1 and 0 < tail < self.num_replicas
+                and len(self.lengths) > self.batch_size)
 
     def __iter__(self):
-        for batch in self._global_batches():
+        batches = list(self._global_batches()) if self._tail_merged() else self._global_batches()
+        if self._tail_merged():
+            batches = [*batches[:-2], np.concatenate(batches[-2:])]
+        for batch in batches:
             if self.num_replicas > 1:
-                # a batch smaller than the number of processes repeats rows, so no process gets an empty one
+                # training: a batch smaller than the number of processes repeats rows, so no process gets an empty
+                # one (the averaged gradient is still that batch's gradient)
                 batch = np.resize(batch, max(len(batch), self.num_replicas))[self.rank::self.num_replicas]
             yield batch.tolist()
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from rnnlab.data.conventions import EOS, SPLITS
+from rnnlab.data.tokenization import load_tokenizer
 from rnnlab.errors import ConfigError, DataError
-
-EOS = "<eos>"
-SPLITS = ("train", "validation", "test")
 
 
 def id_stream(lines: list[list[int]], eos_id: int) -> torch.Tensor:
@@ -68,7 +67,6 @@ class LanguageModelDataModule(pl.LightningDataModule):
         if self.windows:
             return
         from rnnlab.data.datamodule import load_tokenized
-        from rnnlab.data.tokenization import load_tokenizer
 
         dataset = load_tokenized(self.tokenized_dir)
 

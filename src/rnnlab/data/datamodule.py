@@ -8,9 +8,8 @@ import pytorch_lightning as pl
 import torch
 
 from rnnlab.data.batching import BucketBatchSampler, pad_batch, truncate
+from rnnlab.data.conventions import SPLITS
 from rnnlab.errors import DataError
-
-SPLITS = ("train", "validation", "test")
 
 
 class _Encoded(torch.utils.data.Dataset):
@@ -78,6 +77,14 @@ class ClassificationDataModule(SplitDataModule):
         self.max_length, self.truncation_side = max_length, truncation_side
         self.pool_batches, self.num_workers, self.seed = pool_batches, num_workers, seed
         self.splits: dict[str, _Encoded] = {}
+
+    @classmethod
+    def from_config(cls, data_cfg, tokenized_dir: str | Path, seed: int, **chosen) -> ClassificationDataModule:
+        """The DataModule the `data` config group describes; `chosen`: arguments a task sets itself."""
+        arguments = {"batch_size": data_cfg.batch_size, "eval_batch_size": data_cfg.eval_batch_size,
+                     "max_length": data_cfg.max_length, "truncation_side": data_cfg.truncation_side,
+                     "pool_batches": data_cfg.pool_batches, "num_workers": data_cfg.num_workers, "seed": seed}
+        return cls(str(tokenized_dir), **{**arguments, **chosen})
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 
 from rnnlab.data.batching import pad_batch
+from rnnlab.data.conventions import SPLITS
 from rnnlab.data.datamodule import SplitDataModule, load_tokenized
-
-SPLITS = ("train", "validation", "test")
 
 
 class _Pairs(torch.utils.data.Dataset):

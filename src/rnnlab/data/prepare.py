@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnlab.data.conll import read_conll, tag_set
+from rnnlab.data.conventions import SPLITS
+from rnnlab.data.lm_text import lines, read_text_file, read_treebank_literals
+from rnnlab.data.readers import read_labelled_csv, read_sentence_pairs
 from rnnlab.data.sources import raw_filename
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.io import atomic_dir, write_json
-
-SPLITS = ("train", "validation", "test")
 
 
 def prepare(data_cfg, raw_dir: str | Path, out_dir: str | Path) -> dict:
@@ -53,7 +55,6 @@ def _split_files(data_cfg, raw_dir: Path) -> dict[str, Path]:
 def _labelled_csv(data_cfg, raw_dir: Path):
     from datasets import Dataset, DatasetDict
 
-    from rnnlab.data.readers import read_labelled_csv
     from rnnlab.data.splits import stratified_split
 
     records = read_labelled_csv(_raw(raw_dir / raw_filename(data_cfg.source)), data_cfg.text_column,
@@ -71,8 +72,6 @@ def _labelled_csv(data_cfg, raw_dir: Path):
 def _conll(data_cfg, raw_dir: Path):
     """The corpus's own train / validation / test files; the tag set is the train file's."""
     from datasets import Dataset, DatasetDict
-
-    from rnnlab.data.conll import read_conll, tag_set
 
     files = _split_files(data_cfg, raw_dir)
     columns = {"word_column": data_cfg.get("word_column", 0), "tag_column": data_cfg.get("tag_column", -1),
@@ -92,8 +91,6 @@ def _conll(data_cfg, raw_dir: Path):
 def _running_text(data_cfg, raw_dir: Path):
     """One row per non-empty line of each split's text."""
     from datasets import Dataset, DatasetDict
-
-    from rnnlab.data.lm_text import lines, read_text_file, read_treebank_literals
 
     files = data_cfg.get("files") or {}
     if data_cfg.format == "treebank":
@@ -120,7 +117,6 @@ def _sentence_pairs(data_cfg, raw_dir: Path):
     no English sentence of the test split was seen in training with another of its translations."""
     from datasets import Dataset, DatasetDict
 
-    from rnnlab.data.readers import read_sentence_pairs
     from rnnlab.data.splits import grouped_split
 
     pairs = read_sentence_pairs(_raw(raw_dir / raw_filename(data_cfg.source)), data_cfg.get("source_column", 0),

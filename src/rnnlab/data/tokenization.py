@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnlab.data.case import case_id
+from rnnlab.data.conventions import BOS, EOS, PAD, UNK, UNK_ID
 from rnnlab.errors import ConfigError
 from rnnlab.io import atomic_dir, write_json
-
-PAD, UNK = "<pad>", "<unk>"
-BOS, EOS = "<bos>", "<eos>"
 
 
 def _normalizer(cfg):
@@ -77,13 +76,13 @@ def load_tokenizer(path):
     return Tokenizer.from_file(str(path))
 
 
-def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path) -> dict:
-    """Build the tokenizer from the train split only and write token ids for every split."""
+def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path, with_vectors=None) -> dict:
+    """Build the tokenizer from the train split only and write token ids for every split. With
+    `tokenizer.pretrained_words`, `with_vectors(words) -> the words among them that have a pretrained vector`
+    (rnnlab.embeddings.build.words_with_vectors) says which validation / test words to add."""
     import shutil
 
     from datasets import load_from_disk
-
-    from rnnlab.data.case import case_id
 
     prepared_dir = Path(prepared_dir)
     dataset = load_from_disk(str(prepared_dir / "data"))
@@ -95,7 +94,9 @@ def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path
         tokenizer = build_tokenizer((" ".join(row) for row in dataset["train"]["tokens"]), tokenizer_cfg)
         if tokenizer_cfg.get("pretrained_words"):
             others = (word for split in dataset if split != "train" for row in dataset[split]["tokens"] for word in row)
-            added = add_pretrained_words(tokenizer, others, tokenizer_cfg.pretrained_words)
+            if with_vectors is None:
+                raise ValueError("tokenizer.pretrained_words is set: pass with_vectors (embeddings.build.words_with_vectors)")
+            added = add_pretrained_words(tokenizer, others, with_vectors)
     else:
         tokenizer = build_tokenizer(dataset["train"]["text"], tokenizer_cfg)
 
@@ -110,7 +111,7 @@ def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path
     # keep_in_memory: no cache-*.arrow files written into the `prepare` stage output
     encoded = dataset.map(encode, batched=True, batch_size=1000, keep_in_memory=True,
                           remove_columns=[] if pretokenized else ["text"])
-    unk = sum(seq.count(1) for seq in encoded["train"]["input_ids"])
+    unk = sum(seq.count(UNK_ID) for seq in encoded["train"]["input_ids"])
     tokens = sum(encoded["train"]["length"])
     stats = {"vocab_size": tokenizer.get_vocab_size(), "train_tokens": tokens,
              "train_unk_rate": unk / max(tokens, 1), "pretrained_words_added": added}
@@ -151,7 +152,7 @@ def _tokenize_pairs(tokenizer_cfg, dataset, out_dir: Path) -> dict:
         train = encoded["train"][f"{side}_ids"]
         tokens = sum(map(len, train))
         stats[f"train_{side}_tokens"] = tokens
-        stats[f"train_{side}_unk_rate"] = sum(seq.count(1) for seq in train) / max(tokens, 1)
+        stats[f"train_{side}_unk_rate"] = sum(seq.count(UNK_ID) for seq in train) / max(tokens, 1)
     with atomic_dir(out_dir) as tmp:
         source_tokenizer.save(str(tmp / "tokenizer.json"))
         target_tokenizer.save(str(tmp / "target_tokenizer.json"))
@@ -160,18 +161,15 @@ def _tokenize_pairs(tokenizer_cfg, dataset, out_dir: Path) -> dict:
     return stats
 
 
-def add_pretrained_words(tokenizer, words, vectors_cfg) -> int:
-    """Append to the vocabulary the (normalised) `words` that are not in it but have a vector in the pretrained
-    file `vectors_cfg` names (path, or a pinned source). Only words, never their labels: this is how the CoNLL-2003
+def add_pretrained_words(tokenizer, words, with_vectors) -> int:
+    """Append to the vocabulary the (normalised) `words` that are not in it but have a pretrained vector
+    (`with_vectors(candidates) -> those that have one`). Only words, never their labels: this is how the CoNLL-2003
     taggers we compare with (Lample et al. 2016, NCRF++) let test words keep their pretrained vectors."""
     from tokenizers import models
 
-    from rnnlab.embeddings.build import pretrained_file
-    from rnnlab.embeddings.pretrained import read_vectors
-
     vocab = tokenizer.get_vocab()
     candidates = {tokenizer.normalizer.normalize_str(word) for word in words} - vocab.keys()
-    found, _ = read_vectors(pretrained_file(vectors_cfg), candidates)
+    found = with_vectors(candidates)
     extended = {**vocab, **{word: len(vocab) + i for i, word in enumerate(sorted(found))}}
     tokenizer.model = models.WordLevel(vocab=extended, unk_token=UNK)
     return len(found)
@@ -188,4 +186,4 @@ def character_vocabulary(sentences) -> list[str]:
 def word_id(tokenizer, word: str) -> int:
     """The id of one given word (normalised as in training); `<unk>` when it is not in the vocabulary."""
     found = tokenizer.token_to_id(tokenizer.normalizer.normalize_str(word))
-    return 1 if found is None else found
+    return UNK_ID if found is None else found

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.data.sources import fetch, raw_filename
+from rnnlab.data.tokenization import vocabulary, words
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.io import atomic_file, write_json
 
@@ -45,8 +47,6 @@ def check_onehot_size(cfg, vocab_size: int) -> None:
 
 def build_embedding(cfg, tokenizer, corpus_texts, out_dir: str | Path) -> dict:
     """Write `out_dir/matrix.npy` (for built kinds) and `out_dir/facts.json`; return the facts."""
-    from rnnlab.data.tokenization import vocabulary, words
-
     check_kind(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,11 +97,21 @@ def pretrained_file(cfg) -> Path:
     """The vectors file: `embedding.path`, or the pinned `embedding.source` fetched once into a download cache."""
     if cfg.get("path"):
         return Path(cfg.path).expanduser()
-    from rnnlab.data.sources import fetch, raw_filename
 
     cache = Path(cfg.cache_dir).expanduser() / cfg.source.sha256[:16]
     target = cache / raw_filename(cfg.source)
     return target if target.exists() else fetch(cfg.source, cache)
+
+
+
+def words_with_vectors(vectors_cfg):
+    """`with_vectors(words) -> the words among them with a vector` in the pretrained file `vectors_cfg` names
+    (path, or a pinned source): the words a tagging vocabulary adds (data.tokenization.tokenize_splits)."""
+    from rnnlab.embeddings.pretrained import read_vectors
+
+    def with_vectors(words: set[str]) -> set[str]:
+        return set(read_vectors(pretrained_file(vectors_cfg), words)[0])
+    return with_vectors
 
 
 def load_matrix(cfg, embeddings_dir: str | Path) -> np.ndarray | None:

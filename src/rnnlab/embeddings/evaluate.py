@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.data.tokenization import vocabulary
+from rnnlab.io import write_json
+
 
 def keyed_vectors(vocab: list[str], matrix: np.ndarray, skip: int = 0):
     """gensim KeyedVectors of vocab[i] -> matrix[i], leaving out the first `skip` rows (special tokens)."""
@@ -75,9 +78,6 @@ def projection_png(kv, probes: list[str], path, title: str = "") -> None:
 def evaluate_matrix(tokenizer, out_dir, evaluation_cfg, title: str = "") -> dict[str, float]:
     """Scores, neighbours and projection of `out_dir/matrix.npy` (if built), written beside it."""
     from pathlib import Path
-
-    from rnnlab.data.tokenization import vocabulary
-    from rnnlab.io import write_json
 
     out_dir = Path(out_dir)
     if not (out_dir / "matrix.npy").exists():

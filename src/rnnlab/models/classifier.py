@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rnnlab.errors import ConfigError
-from rnnlab.models.encoder import RecurrentEncoder
+from rnnlab.models.encoder import RecurrentEncoder, length_mask
 from rnnlab.models.inputs import make_embedding
 
 POOLINGS = ("last", "max", "mean")
@@ -38,7 +38,7 @@ class SequenceClassifier(nn.Module):
         if self.pooling == "last":
             pooled = last
         elif self.pooling == "max":
-            pad = (input_ids == 0).unsqueeze(-1)
+            pad = ~length_mask(lengths, input_ids.size(1), input_ids.device).unsqueeze(-1)
             pooled = outputs.masked_fill(pad, float("-inf")).max(dim=1).values
         else:
             pooled = outputs.sum(dim=1) / lengths.unsqueeze(1).to(outputs.dtype)

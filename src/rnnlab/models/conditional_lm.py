@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnlab.data.conventions import PAD_ID
 from rnnlab.errors import ConfigError
 from rnnlab.models.encoder import RecurrentEncoder
 from rnnlab.models.inputs import make_embedding
-
-PAD_ID = 0
+from rnnlab.models.modes import in_eval_mode
+from rnnlab.models.sampling import choose_next
 
 
 def special_ids(vocab_size: int) -> tuple[int, int]:
@@ -82,17 +83,15 @@ class ConditionalLanguageModel(nn.Module):
         outputs, state = self.encoder.forward_stateful(x, state)
         return self.decoder(self.output_dropout(outputs)), state
 
+    @in_eval_mode
     @torch.no_grad()
     def sample(self, labels: torch.Tensor, max_words: int, strategy: str = "greedy", temperature: float = 1.0,
                top_k: int = 10, generator: torch.Generator | None = None,
                prompts: list[list[int]] | None = None) -> list[list[int]]:
         """One text per label: the word ids written after `<bos>` (and the row's prompt ids, if given), until
         `<eos>` or `max_words` words. `<pad>` and `<bos>` are never written, nor `<eos>` as the first word
-        (every training text has one). Strategies as `rnnlab-generate` (rnnlab.generate.choose_next)."""
-        from rnnlab.generate import choose_next
+        (every training text has one). Strategies: rnnlab.models.sampling."""
 
-        was_training = self.training
-        self.eval()
         rows = len(labels)
         prompts = prompts or [[] for _ in range(rows)]
         if len({len(p) for p in prompts}) != 1:
@@ -113,5 +112,4 @@ class ConditionalLanguageModel(nn.Module):
             if bool(done.all()):
                 break
             logits, state = self(next_ids.unsqueeze(1).to(labels.device), labels, state)
-        self.train(was_training)
         return written

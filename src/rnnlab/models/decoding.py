@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from rnnlab.errors import ConfigError
+from rnnlab.models.modes import in_eval_mode
 
 
 @dataclass
@@ -27,11 +28,11 @@ def max_length_for(source_lengths: torch.Tensor, factor: float = 2.0, extra: int
     return int(int(source_lengths.max()) * factor) + extra
 
 
+@in_eval_mode
 @torch.no_grad()
 def greedy(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id: int, eos_id: int,
            max_length: int | None = None) -> list[Decoded]:
     """The most likely word at every step, for every sentence of the batch."""
-    model.eval()
     max_length = int(max_length or max_length_for(source_lengths))
     memory, state = model.encode(source_ids, source_lengths)
     batch = source_ids.size(0)
@@ -58,6 +59,7 @@ def greedy(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id
     return out
 
 
+@in_eval_mode
 @torch.no_grad()
 def beam_search(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id: int, eos_id: int,
                 beam: int = 5, length_penalty: float = 1.0, max_length: int | None = None) -> Decoded:
@@ -66,7 +68,6 @@ def beam_search(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, b
         raise ConfigError(f"beam size {beam} must be at least 1")
     if source_ids.size(0) != 1:
         raise ValueError("beam_search decodes one sentence: source_ids must be [1, S]")
-    model.eval()
     max_length = int(max_length or max_length_for(source_lengths))
     memory, state = model.encode(source_ids, source_lengths)
     device = source_ids.device

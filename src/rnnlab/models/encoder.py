@@ -8,16 +8,38 @@ outputs 2 * hidden_size features per token.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from rnnlab.errors import ConfigError
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+@dataclass(frozen=True)
+class Cell:
+    """One recurrent cell as PyTorch implements it: the fused module (a whole sequence per call), the one-step
+    module (a decoder's), the row blocks of its weight_ih / weight_hh in PyTorch's layout, and the block of the
+    gate that decides how much of the previous state is kept (None: no gates)."""
+    layer: type[nn.RNNBase]
+    step: type[nn.RNNCellBase]
+    rows: tuple[str, ...]
+    keep: int | None
+
+
+# LSTM rows are (i, f, g, o): the forget gate f keeps c_{t-1}; GRU rows (r, z, n): h' = (1 - z) * n + z * h,
+# so the update gate z keeps h_{t-1}
+CELLS = {"rnn": Cell(nn.RNN, nn.RNNCell, ("h",), None),
+         "lstm": Cell(nn.LSTM, nn.LSTMCell, ("i", "f", "g", "o"), 1),
+         "gru": Cell(nn.GRU, nn.GRUCell, ("r", "z", "n"), 1)}
 NONLINEARITIES = ("tanh", "relu")
-# the gate that decides how much of the previous state is kept, as (chunk index, chunks) in PyTorch's weight
-# layout: LSTM rows are (i, f, g, o), GRU rows (r, z, n); a GRU keeps h_{t-1} where its update gate z is near 1
-KEEP_GATE = {"lstm": (1, 4), "gru": (1, 3)}
+
+
+def length_mask(lengths: torch.Tensor, steps: int, device: torch.device | None = None) -> torch.Tensor:
+    """[B, steps] booleans, True at the real positions t < lengths[b] of a right-padded batch: the one place a
+    padding mask is built (encoder, pooling, attention, CRF, analyses, losses)."""
+    device = lengths.device if device is None else device
+    return torch.arange(steps, device=device).unsqueeze(0) < lengths.to(device).unsqueeze(1)
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -37,7 +59,7 @@ def make_cell(cell: str, input_size: int, hidden_size: int, nonlinearity: str = 
         if nonlinearity not in NONLINEARITIES:
             raise ConfigError(f"model.nonlinearity={nonlinearity!r} must be one of {NONLINEARITIES}")
         kwargs["nonlinearity"] = nonlinearity
-    return CELLS[cell](input_size, hidden_size, **kwargs)
+    return CELLS[cell].layer(input_size, hidden_size, **kwargs)
 
 
 class RecurrentEncoder(nn.Module):
@@ -77,10 +99,10 @@ class RecurrentEncoder(nn.Module):
         A model that re-initialises its weights calls this again afterwards."""
         if self.forget_bias is None:
             return
-        if self.cell not in KEEP_GATE:
+        if CELLS[self.cell].keep is None:
             raise ConfigError(f"model.forget_bias={self.forget_bias} needs a gated cell, but model.cell="
                               f"{self.cell!r} has no gates: use lstm or gru, or set model.forget_bias=null")
-        chunk, chunks = KEEP_GATE[self.cell]
+        chunk = CELLS[self.cell].keep
         with torch.no_grad():
             for module in [*self.forward_layers, *self.backward_layers]:
                 rows = slice(chunk * self.hidden_size, (chunk + 1) * self.hidden_size)
@@ -88,8 +110,7 @@ class RecurrentEncoder(nn.Module):
                 module.bias_hh_l0[rows] = 0.0
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1))
-        mask = mask.unsqueeze(-1).to(x.dtype)
+        mask = length_mask(lengths, x.size(1), x.device).unsqueeze(-1).to(x.dtype)
         for layer in range(self.num_layers):
             if layer > 0:
                 x = self.dropout(x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnlab.analysis.longrange import check_problem
+from rnnlab.data.synthetic import check_problem
 from rnnlab.models.encoder import RecurrentEncoder
 
 ADDING_CHANNELS = 2  # value, marker

@@ -18,11 +18,10 @@ import torch
 from torch import nn
 
 from rnnlab.errors import ConfigError
-from rnnlab.models.encoder import RecurrentEncoder
+from rnnlab.models.encoder import CELLS, RecurrentEncoder, length_mask
 from rnnlab.models.inputs import make_embedding
 
 ATTENTIONS = ("none", "additive", "dot")
-CELL_STEPS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 
 class Attention(nn.Module):
@@ -74,8 +73,8 @@ class Seq2Seq(nn.Module):
         if attention not in ATTENTIONS:
             raise ConfigError(f"model.attention={attention!r} must be one of {'|'.join(ATTENTIONS)}")
         decoder_cell = decoder_cell or cell
-        if decoder_cell not in CELL_STEPS:
-            raise ConfigError(f"model.decoder_cell={decoder_cell!r} is not one of {sorted(CELL_STEPS)}")
+        if decoder_cell not in CELLS:
+            raise ConfigError(f"model.decoder_cell={decoder_cell!r} is not one of {sorted(CELLS)}")
         if decoder_layers < 1:
             raise ConfigError(f"model.decoder_layers={decoder_layers} must be at least 1")
         if embedding_kind != "learned":
@@ -95,7 +94,7 @@ class Seq2Seq(nn.Module):
         self.bridge = nn.Linear(context_size, hidden * decoder_layers)
         self.attention = (Attention(attention, hidden, context_size, attention_size)
                           if attention != "none" else None)
-        step = CELL_STEPS[decoder_cell]
+        step = CELLS[decoder_cell].step
         kwargs = {"nonlinearity": nonlinearity} if decoder_cell == "rnn" else {}
         self.decoder = nn.ModuleList(step(embedding_dim + context_size if layer == 0 else hidden, hidden, **kwargs)
                                      for layer in range(decoder_layers))
@@ -109,8 +108,7 @@ class Seq2Seq(nn.Module):
         """The memory the decoder attends to and its initial state (one entry per decoder layer)."""
         embedded = self.embedding_dropout(self.source_embedding(source_ids))
         outputs, summary = self.encoder(embedded, source_lengths)
-        mask = torch.arange(source_ids.size(1), device=source_ids.device).unsqueeze(0) \
-            < source_lengths.to(source_ids.device).unsqueeze(1)
+        mask = length_mask(source_lengths, source_ids.size(1), source_ids.device)
         keys = self.attention.project(outputs) if self.attention is not None else None
         start = torch.tanh(self.bridge(summary)).chunk(self.decoder_layers, dim=-1)
         state = [(h, torch.zeros_like(h)) if self.decoder_cell == "lstm" else h for h in start]

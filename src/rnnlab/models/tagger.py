@@ -9,7 +9,7 @@ from torch import nn
 
 from rnnlab.data.case import CASES
 from rnnlab.data.tagging import IGNORE  # tag id at padded positions
-from rnnlab.models.encoder import RecurrentEncoder
+from rnnlab.models.encoder import RecurrentEncoder, length_mask
 from rnnlab.models.inputs import make_embedding
 
 
@@ -81,7 +81,7 @@ class SequenceTagger(nn.Module):
     def decode(self, scores: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """The best tag sequence of each sentence, cut to its length (Viterbi with a CRF, else argmax)."""
         if self.crf is not None:
-            mask = torch.arange(scores.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
+            mask = length_mask(lengths, scores.size(1), scores.device)
             return self.crf.decode(scores, mask=mask)
         best = scores.argmax(-1).tolist()
         return [row[:n] for row, n in zip(best, lengths.tolist(), strict=True)]

@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from rnnlab.embeddings.build import check_onehot_size, load_matrix
+
 
 @dataclass
 class Built:
@@ -18,6 +20,20 @@ class Built:
     datamodule: pl.LightningDataModule
     module: TaskModule
     artifacts: list[Path] = field(default_factory=list)
+
+
+def input_layer(embedding_cfg, embeddings_dir: str | Path | None = None, vocab_size: int | None = None) -> dict:
+    """The input-layer arguments every model takes, from the `embedding` config group: its kind and width, and for
+    training (`embeddings_dir` given) whether it is frozen and the built vectors (rnnlab.embeddings); a one-hot
+    input is checked against `vocab_size`, the number of ids the model reads. Without `embeddings_dir`: the shape
+    a logged run's model is rebuilt in before its checkpoint is loaded."""
+    arguments = {"embedding_dim": embedding_cfg.get("dim", 0), "embedding_kind": embedding_cfg.name}
+    if embeddings_dir is None:
+        return arguments
+    if embedding_cfg.name == "onehot":
+        check_onehot_size(embedding_cfg, vocab_size)
+    return {**arguments, "freeze_embedding": embedding_cfg.get("freeze", False),
+            "embedding_weights": load_matrix(embedding_cfg, embeddings_dir)}
 
 
 class TaskModule(pl.LightningModule):

@@ -7,30 +7,22 @@ from pathlib import Path
 import torchmetrics
 from torch import nn
 
-from rnnlab.tasks.base import Built, TaskModule
+from rnnlab.data.datamodule import ClassificationDataModule
+from rnnlab.data.tokenization import load_tokenizer
+from rnnlab.tasks.base import Built, TaskModule, input_layer
 
 
 def build(cfg) -> Built:
     from hydra.utils import instantiate
 
-    from rnnlab.data.datamodule import ClassificationDataModule
-    from rnnlab.data.tokenization import load_tokenizer
-    from rnnlab.embeddings.build import check_onehot_size, load_matrix
-
     tokenized_dir = Path(cfg.paths.tokenized_dir)
-    datamodule = ClassificationDataModule(
-        str(tokenized_dir), batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
-        max_length=cfg.data.max_length, truncation_side=cfg.data.truncation_side,
-        pool_batches=cfg.data.pool_batches, num_workers=cfg.data.num_workers, seed=cfg.seed)
+    datamodule = ClassificationDataModule.from_config(cfg.data, tokenized_dir, cfg.seed)
     datamodule.setup()
     tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
     num_classes = len(cfg.data.labels)
-    if cfg.embedding.name == "onehot":
-        check_onehot_size(cfg.embedding, tokenizer.get_vocab_size())
-    model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(), num_classes=num_classes,
-                        embedding_dim=cfg.embedding.get("dim", 0), embedding_kind=cfg.embedding.name,
-                        freeze_embedding=cfg.embedding.get("freeze", False),
-                        embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
+    vocab_size = tokenizer.get_vocab_size()
+    model = instantiate(cfg.model, vocab_size=vocab_size, num_classes=num_classes,
+                        **input_layer(cfg.embedding, cfg.paths.embeddings_dir, vocab_size))
     module = ClassifyTask(model, num_classes, optimizer=instantiate(cfg.optimizer))
     return Built(datamodule, module, [tokenized_dir / "tokenizer.json"])
 
@@ -39,7 +31,7 @@ def model_for_run(config, tokenizer, files: Path):
     from hydra.utils import instantiate
 
     return instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), num_classes=len(config.data.labels),
-                       embedding_dim=config.embedding.get("dim", 0), embedding_kind=config.embedding.name)
+                       **input_layer(config.embedding))
 
 
 class ClassifyTask(TaskModule):

@@ -14,19 +14,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rnnlab.data.tokenization import load_tokenizer
 from rnnlab.errors import ConfigError
 from rnnlab.models.language_model import detach_state
-from rnnlab.tasks.base import Built, PerplexityEpochs, TaskModule
-
-STAGES = ("train", "val", "test")
+from rnnlab.tasks.base import Built, PerplexityEpochs, TaskModule, input_layer
 
 
 def build(cfg) -> Built:
     from hydra.utils import instantiate
 
     from rnnlab.data.bptt import LanguageModelDataModule
-    from rnnlab.data.tokenization import load_tokenizer
-    from rnnlab.embeddings.build import check_onehot_size, load_matrix
 
     tokenized_dir = Path(cfg.paths.tokenized_dir)
     datamodule = LanguageModelDataModule(str(tokenized_dir), batch_size=cfg.data.batch_size, bptt=cfg.data.bptt,
@@ -34,12 +31,9 @@ def build(cfg) -> Built:
                                          num_workers=cfg.data.num_workers)
     datamodule.setup()
     tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
-    if cfg.embedding.name == "onehot":
-        check_onehot_size(cfg.embedding, tokenizer.get_vocab_size())
-    model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(),
-                        embedding_dim=cfg.embedding.get("dim", 0), embedding_kind=cfg.embedding.name,
-                        freeze_embedding=cfg.embedding.get("freeze", False),
-                        embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
+    vocab_size = tokenizer.get_vocab_size()
+    model = instantiate(cfg.model, vocab_size=vocab_size,
+                        **input_layer(cfg.embedding, cfg.paths.embeddings_dir, vocab_size))
     scheduler = step_decay(cfg.task.get("lr_decay"), cfg.task.get("decay_after_epochs", 0))
     module = LanguageModelTask(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
                                sum_over_time=cfg.task.get("sum_over_time", False))
@@ -49,8 +43,7 @@ def build(cfg) -> Built:
 def model_for_run(config, tokenizer, files: Path):
     from hydra.utils import instantiate
 
-    return instantiate(config.model, vocab_size=tokenizer.get_vocab_size(),
-                       embedding_dim=config.embedding.get("dim", 0), embedding_kind=config.embedding.name)
+    return instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), **input_layer(config.embedding))
 
 
 class HoldThenDecay:

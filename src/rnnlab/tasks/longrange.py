@@ -26,7 +26,7 @@ VAL_METRICS = {"adding": {"val_mse"}, "copy": {"val_loss", "val_acc"}}
 def build(cfg) -> Built:
     from hydra.utils import instantiate
 
-    from rnnlab.analysis.longrange import SyntheticDataModule, check_problem
+    from rnnlab.data.synthetic import SyntheticDataModule, check_problem
 
     data = cfg.data
     check_problem(data.get("problem"))

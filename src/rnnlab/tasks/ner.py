@@ -8,15 +8,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnlab.tasks.base import Built, TaskModule
+from rnnlab.data.case import case_id
+from rnnlab.data.tokenization import load_tokenizer, word_id
+from rnnlab.tasks.base import Built, TaskModule, input_layer
 
 
 def build(cfg) -> Built:
     from hydra.utils import instantiate
 
     from rnnlab.data.tagging import TaggingDataModule
-    from rnnlab.data.tokenization import load_tokenizer
-    from rnnlab.embeddings.build import load_matrix
 
     tokenized_dir = Path(cfg.paths.tokenized_dir)
     use_chars = bool(cfg.model.get("char_filters", 0) and cfg.model.get("char_dim", 0))
@@ -25,10 +25,10 @@ def build(cfg) -> Built:
                                    num_workers=cfg.data.num_workers, seed=cfg.seed, use_chars=use_chars)
     datamodule.setup()
     tokenizer = load_tokenizer(tokenized_dir / "tokenizer.json")
-    model = instantiate(cfg.model, vocab_size=tokenizer.get_vocab_size(), num_tags=len(datamodule.tags),
-                        num_chars=len(datamodule.chars), embedding_dim=cfg.embedding.get("dim", 0),
-                        embedding_kind=cfg.embedding.name, freeze_embedding=cfg.embedding.get("freeze", False),
-                        embedding_weights=load_matrix(cfg.embedding, cfg.paths.embeddings_dir))
+    vocab_size = tokenizer.get_vocab_size()
+    model = instantiate(cfg.model, vocab_size=vocab_size, num_tags=len(datamodule.tags),
+                        num_chars=len(datamodule.chars),
+                        **input_layer(cfg.embedding, cfg.paths.embeddings_dir, vocab_size))
     module = TagTask(model, datamodule.tags, optimizer=instantiate(cfg.optimizer))
     files = [tokenized_dir / name for name in ("tokenizer.json", "tags.json", "chars.json")]
     return Built(datamodule, module, files)
@@ -42,17 +42,14 @@ def model_for_run(config, tokenizer, files: Path):
     tags = json.loads((files / "tags.json").read_text())
     chars = json.loads((files / "chars.json").read_text())
     model = instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), num_tags=len(tags),
-                        num_chars=len(chars), embedding_dim=config.embedding.get("dim", 0),
-                        embedding_kind=config.embedding.name)
+                        num_chars=len(chars), **input_layer(config.embedding))
     model.tag_names, model.char_vocabulary = tags, {ch: i for i, ch in enumerate(chars)}  # what `tag` needs
     return model
 
 
 def tag(model, tokenizer, sentences: list[list[str]]) -> list[list[str]]:
     """The predicted tag of every word of each (already split) sentence, decoded as in evaluation."""
-    from rnnlab.data.case import case_id
     from rnnlab.data.tagging import collate, encode_sentence
-    from rnnlab.data.tokenization import word_id
 
     items = [encode_sentence([word_id(tokenizer, w) for w in words], [case_id(w) for w in words], [0] * len(words),
                              words, model.char_vocabulary if model.chars is not None else None, 20)

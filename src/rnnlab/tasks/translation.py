@@ -17,17 +17,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rnnlab.data.conventions import BOS, EOS, PAD_ID
+from rnnlab.data.tokenization import load_tokenizer, words
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Built, SplitPerplexity, TaskModule
-
-PAD_ID = 0
 
 
 def build(cfg) -> Built:
     from hydra.utils import instantiate
 
     from rnnlab.data.pairs import PairDataModule
-    from rnnlab.data.tokenization import BOS, EOS, load_tokenizer
 
     tokenized_dir = Path(cfg.paths.tokenized_dir)
     target_file = tokenized_dir / "target_tokenizer.json"
@@ -62,8 +61,6 @@ def make_model(config, source_tokenizer, target_tokenizer):
 
 
 def model_for_run(config, tokenizer, files: Path):
-    from rnnlab.data.tokenization import load_tokenizer
-
     return make_model(config, tokenizer, load_tokenizer(files / "target_tokenizer.json"))
 
 
@@ -97,7 +94,6 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
 
 def translate(model, source_tokenizer, texts: list[str], beam: int = 5, length_penalty: float = 1.0) -> list[dict]:
     """Translate each text: {"text", "translation", "words", "source_words", "attention"}."""
-    from rnnlab.data.tokenization import BOS, EOS, words
     from rnnlab.models.decoding import beam_search
 
     target = model.target_tokenizer
@@ -114,6 +110,25 @@ def translate(model, source_tokenizer, texts: list[str], beam: int = 5, length_p
     return out
 
 
+def attention_map(weights: torch.Tensor, source_words: list[str], output_words: list[str]):
+    """A matplotlib Figure: rows = output words (the last one `<eos>`), columns = source words, cells = weights."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = weights.detach().cpu().float().numpy()[:len(output_words), :len(source_words)]
+    figure, ax = plt.subplots(figsize=(1.0 + 0.45 * len(source_words), 1.0 + 0.35 * len(output_words)))
+    image = ax.imshow(grid, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(source_words)), source_words, rotation=60, ha="right")
+    ax.set_yticks(range(len(output_words)), output_words)
+    ax.set_xlabel("source word")
+    ax.set_ylabel("output word")
+    figure.colorbar(image, ax=ax, fraction=0.04, label="attention weight")
+    figure.tight_layout()
+    return figure
+
+
 class TranslationTask(SplitPerplexity, TaskModule):
     objective, maximize = "val_bleu", True
 
@@ -121,7 +136,6 @@ class TranslationTask(SplitPerplexity, TaskModule):
                  scheduler=None, teacher_forcing: float = 1.0, beam_size: int = 1, length_penalty: float = 1.0,
                  long_words: int = 10, examples: int = 20, attention_maps: int = 3):
         super().__init__(model, optimizer, scheduler)
-        from rnnlab.data.tokenization import BOS, EOS
 
         if beam_size < 1:
             raise ConfigError(f"task.beam_size={beam_size} must be at least 1 (1 = greedy decoding)")
@@ -185,8 +199,6 @@ class TranslationTask(SplitPerplexity, TaskModule):
         self.reset_split(prefix)
 
     def _finish(self, split: str, prefix: str) -> dict[str, float]:
-        from rnnlab.data.tokenization import words
-
         texts = self.texts[split]
         rows = sorted(self.decoded)
         references = [" ".join(words(self.target_tokenizer, texts["target"][r])) for r in rows]
@@ -232,9 +244,6 @@ class TranslationTask(SplitPerplexity, TaskModule):
         if self.model.attention is None or not self.attention_maps:
             return
         import matplotlib.pyplot as plt
-
-        from rnnlab.analysis.attention import attention_map
-        from rnnlab.data.tokenization import words
 
         longest = sorted(chosen, key=lambda i: -len(self.decoded[rows[i]].ids))[:self.attention_maps]
         for n, i in enumerate(longest):

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlab import checkpoints
 from rnnlab.tracking import runs
 
 CONFIG_HASH_TAG = "rnnlab.config_hash"
@@ -79,18 +80,21 @@ class Previous:
     def _checked(self, path: Path, verb: str) -> Path:
         """`path`, once torch's weights-only unpickler has read it; a checkpoint that carries pickled objects
         is refused (one error naming it) before the run is reopened, and nothing in it runs."""
-        from rnnlab import checkpoints
-
         checkpoints.load(path, f"the checkpoint {path} that resume=true would {verb} (run "
                                f"{self.run.info.run_id})", mmap=True)
         return path
 
 
+def _same_code() -> str:
+    """The MLflow filter that keeps the runs of this code only (tag rnnlab.code_digest)."""
+    return f"tags.`{runs.CODE_DIGEST_TAG}` = '{runs.code_digest()}'"
+
+
 def previous_run(mlflow_client, exp_id: str, digest: str, parent_id: str | None) -> Previous | None:
     """The run of this configuration to skip (a FINISHED one) or continue (the latest other), or None."""
     scope = f"tags.`{runs.PARENT_TAG}` = '{parent_id}'" if parent_id else None
-    found = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{digest}' and "
-                                      f"tags.`{runs.CODE_DIGEST_TAG}` = '{runs.code_digest()}'",
+    found = mlflow_client.search_runs([exp_id],
+                                      filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{digest}' and {_same_code()}",
                                       order_by=["attributes.start_time DESC"], max_results=100)
     if scope:
         found = [r for r in found if r.data.tags.get(runs.PARENT_TAG) == parent_id]
@@ -103,8 +107,8 @@ def previous_run(mlflow_client, exp_id: str, digest: str, parent_id: str | None)
 def latest_sweep(mlflow_client, exp_id: str, key: str):
     """The latest sweep parent run started with the same overrides and the same code, or None (a sweep of other
     code is never reopened: its results would be mixed with this code's)."""
-    same_code = f"tags.`{runs.CODE_DIGEST_TAG}` = '{runs.code_digest()}'"
-    found = mlflow_client.search_runs([exp_id], filter_string=f"tags.`{SWEEP_KEY_TAG}` = '{key}' and {same_code}",
+    found = mlflow_client.search_runs([exp_id],
+                                      filter_string=f"tags.`{SWEEP_KEY_TAG}` = '{key}' and {_same_code()}",
                                       order_by=["attributes.start_time DESC"], max_results=1)
     if found:
         return found[0]

@@ -14,12 +14,16 @@ logged: params, config.yaml, tags, printed commands, Hydra's log lines (`Redacti
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+
+import rnnlab
+from rnnlab.errors import ConfigError
 
 PARENT_ENV = "RNNLAB_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id"
@@ -95,8 +99,6 @@ def check_reachable(uri: str, timeout: float = 10) -> None:
         return
     import requests
 
-    from rnnlab.errors import ConfigError
-
     uri = _credentials_to_env(uri)
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=timeout)  # any HTTP answer means a server is there
@@ -160,12 +162,11 @@ def git_commit(cwd: str | Path = ".") -> str:
 CODE_DIGEST_TAG = "rnnlab.code_digest"
 
 
+@functools.cache
 def code_digest() -> str:
     """sha256 of the rnnlab package's Python sources as imported (uncommitted edits included, bytecode not): the
-    code a run really ran, which `git_commit` names only for a clean tree."""
+    code a run really ran, which `git_commit` names only for a clean tree. Read once per process."""
     import hashlib
-
-    import rnnlab
 
     root = Path(rnnlab.__file__).parent
     digest = hashlib.sha256()

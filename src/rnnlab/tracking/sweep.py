@@ -8,14 +8,13 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlab.config_schema import validate_sweep
 from rnnlab.errors import RnnlabError
 from rnnlab.tracking import resume, runs
 
 
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from rnnlab.config_schema import validate_sweep
-
         uri = runs.tracking_uri(config.logger)
         try:  # every job's values and the store, before the parent run exists
             validate_sweep(config)

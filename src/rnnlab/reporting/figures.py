@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import statistics
 
-from rnnlab.tracking.report import CURVE, ORDER, describe, headline
+from rnnlab.reporting.statistics import CURVE, ORDER, describe, headline
 
 CELL_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 STYLES = ["-", "--", ":", "-."]
@@ -186,7 +186,7 @@ def gate_activity(rows, groups):
     for row in rows:
         for entry in row.get("analysis", {}).get("gate_stats") or []:
             if str(entry.get("layer")) in ("0", "0.0") and str(entry.get("direction")) == "forward":
-                stats.setdefault((str(row.get("config", {}).get("cell", row.get("cell"))), entry["gate"]),
+                stats.setdefault((str(row["config"].get("cell")), entry["gate"]),
                                  []).append(entry)
     if not stats:
         return None

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnlab.data.conventions import SPLITS
 from rnnlab.data.datamodule import SplitDataModule
 from rnnlab.errors import ConfigError
 
 PROBLEMS = ("adding", "copy")
-SPLITS = ("train", "validation", "test")
 
 
 def adding_problem(n: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import html
 
-from rnnlab.tracking.report import (
+from rnnlab.reporting.markdown import (
     NOTES,
     WALL_TIME_NOTES,
     group_table,
@@ -15,6 +15,7 @@ from rnnlab.tracking.report import (
     summary_lines,
     sweep_machine,
 )
+from rnnlab.reporting.statistics import ranked
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -30,8 +31,6 @@ img { max-width: 100%; } p.note { color: #555; font-size: 13px; } code { backgro
 def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[str, tuple[str, bytes]],
                 sweep: dict | None = None) -> str:
     """The page: report.md's content plus what differs between reruns (wall times, MLflow run ids)."""
-    from rnnlab.tracking.report import ranked
-
     sweep = sweep or {}
     header, body = group_table(groups, wall_times=True)
     order = ranked(groups)

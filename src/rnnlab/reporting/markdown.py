@@ -1,0 +1,106 @@
+"""The report's table and sentences, and report.md: the same bytes on every rerun (no run ids, no wall times)."""
+
+from __future__ import annotations
+
+from rnnlab.reporting.statistics import (
+    best_row,
+    cell_comparison,
+    columns,
+    config_groups,
+    gru_versus_lstm,
+    headline,
+    significance,
+)
+
+
+def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the comparison table: configuration, seeds, each metric as mean ± std."""
+    if not groups:
+        return [], []
+    task = groups[0]["task"]
+    metrics = [(h, k, f) for h, k, f in columns(task, wall_times) if any(k in g["mean"] for g in groups)]
+    config_headers = list(groups[0]["config"].keys())
+    header = config_headers + ["seeds"] + [h for h, _, _ in metrics]
+    body = []
+    for group in groups:
+        cells = [str(group["config"].get(h, "-")) for h in config_headers]
+        cells.append(str(group["n"]) + (f" (+{group['failed']} failed)" if group["failed"] else ""))
+        for _, key, fmt in metrics:
+            if key not in group["mean"]:
+                cells.append("-")
+            elif key in group["std"] and not key.startswith("params_"):
+                cells.append(f"{fmt.format(group['mean'][key])} ± {fmt.format(group['std'][key])}")
+            else:
+                cells.append(fmt.format(group["mean"][key]))
+        body.append(cells)
+    return header, body
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+NOTES = ("Hidden size is per direction; parameters include the embedding. Each score is the mean ± the sample "
+         "standard deviation over the seeds of a configuration.")
+WALL_TIME_NOTES = ("Time per epoch is the wall time of `fit` (validation included) over the epochs run, with the "
+                   "sweep's workers sharing the machine; tokens/s counts real (non-pad) training tokens per second "
+                   "of optimisation steps. Wall times differ from run to run.")
+
+
+def reproducibility(machine: dict | None) -> str:
+    """Which of the report's figures a rerun repeats exactly, and which only within their spread."""
+    where = f" on this machine ({machine_line(machine)})" if machine else ""
+    return (f"Rerun from a fresh clone{where}, `dvc repro` repeats every number in this table, metrics.json and "
+            "figures/ byte for byte (seeded, deterministic kernels, one Word2Vec thread). On another CPU model the "
+            "data splits, vocabularies and parameter counts are identical, but float kernels take other code paths "
+            "(oneDNN / BLAS per vector unit): embeddings and weights differ in their last bits and training "
+            "amplifies that, so scores (and the epoch early stopping picks) agree only within their seed spread "
+            "(the ± column), and where intervals overlap another configuration may come out on top.")
+
+
+def machine_line(machine: dict) -> str:
+    parts = [machine.get("cpu"), f"{machine['cores']} cores" if machine.get("cores") else None, machine.get("torch")]
+    return ", ".join(part for part in parts if part)
+
+
+def sweep_machine(rows: list[dict]) -> dict | None:
+    """The machine the runs ran on (from their `rnnlab.machine.*` tags); None when they do not say or differ."""
+    found = {tuple(sorted(row.get("machine", {}).items())) for row in rows}
+    return dict(found.pop()) if len(found) == 1 and rows and rows[0].get("machine") else None
+
+
+def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> list[str]:
+    """The report's sentences; `links`: with MLflow run ids and wall-time comparisons (report.html)."""
+    lines = []
+    best = best_row(rows)
+    if best:
+        key, name, _ = headline(best["task"])
+        run = f", MLflow run {best['run_id']}" if links else ""
+        lines.append(f"Best single run's {name}: {best[key]:.4f} ({best['run_name']}, seed {best.get('seed')}"
+                     f"{run}).")
+    lines.append(significance(groups))
+    comparison = gru_versus_lstm(cell_comparison(groups), groups[0]["task"] if groups else "classify",
+                                 wall_times=links)
+    if comparison:
+        lines.append(comparison)
+    failed = [r["run_name"] for r in rows if r["status"] != "FINISHED"]
+    if failed:
+        lines.append(f"Runs not finished: {', '.join(failed)}.")
+    return lines
+
+
+def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None = None,
+                    machine: dict | None = None) -> str:
+    """The report as Markdown, the same bytes on every rerun (no run ids, no wall times); `figures` maps a caption
+    to an image path relative to the report."""
+    groups = config_groups(rows)
+    header, body = group_table(groups)
+    parts = [f"# {title}", "", markdown_table(header, body), ""]
+    parts += [line + "\n" for line in summary_lines(rows, groups)]
+    parts += [NOTES + " Wall times per configuration and the MLflow run ids are in report.html.", "",
+              reproducibility(machine)]
+    for caption, path in (figures or {}).items():
+        parts += ["", f"![{caption}]({path})"]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,78 @@
+"""A sweep read back from MLflow: one row per child run, with the configuration keys that vary across the sweep,
+its summary metrics, validation history and the analysis tables it logged."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+from rnnlab.reporting.statistics import ALWAYS_SHOWN, CONFIG_LABELS, CURVE, number, sort_key
+from rnnlab.tracking import runs
+
+NOT_CONFIG = ("seed", "run_name", "hydra.", "paths.", "logger.", "launcher.")
+ANALYSIS_FILES = {"gradient_flow": "analysis/gradient_flow.csv", "gate_stats": "analysis/gate_stats.csv"}
+
+
+def sweep_rows(mlflow_client, parent_run_id: str) -> list[dict]:
+    """One row per child run of the sweep: its configuration (the keys that vary across the sweep), seed,
+    status, summary metrics, validation history and any analysis tables the run logged."""
+    children = runs.child_runs(mlflow_client, parent_run_id)
+    varying = varying_keys([child.data.params for child in children])
+    rows = []
+    for child in children:
+        params, metrics = child.data.params, child.data.metrics
+        task = params.get("task.kind", "classify")
+        config = {CONFIG_LABELS.get(key, key): display_value(key, params.get(key))
+                  for key in shown_keys(task, varying) if key in params}
+        machine = {key.removeprefix(runs.MACHINE_TAG): value for key, value in sorted(child.data.tags.items())
+                   if key.startswith(runs.MACHINE_TAG)}
+        row = {"run_id": child.info.run_id, "run_name": child.info.run_name, "status": child.info.status,
+               "task": task, "seed": params.get("seed"), "config": config, "machine": machine,
+               **{key: value for key, value in metrics.items() if not key.startswith(("train_", "val_"))}}
+        for key in ("train_tokens_per_sec", "train_seconds"):
+            if key in metrics:
+                row[key] = metrics[key]
+        if metrics.get("epochs") and metrics.get("fit_seconds"):
+            row["seconds_per_epoch"] = metrics["fit_seconds"] / metrics["epochs"]
+        curve = CURVE.get(task, "val_loss")
+        row["history"] = {name: [[m.step, m.value] for m in mlflow_client.get_metric_history(child.info.run_id,
+                                                                                             name)]
+                          for name in (curve, "train_loss")}
+        row["analysis"] = analysis_tables(mlflow_client, child.info.run_id)
+        rows.append(row)
+    return sorted(rows, key=lambda r: (sort_key(r["config"]), str(r["seed"]), r["run_name"]))
+
+
+def varying_keys(all_params: list[dict]) -> list[str]:
+    """The parameter keys whose value differs between runs (seed and bookkeeping keys excluded)."""
+    keys = sorted({key for params in all_params for key in params})
+    return [key for key in keys if not key.startswith(NOT_CONFIG) and not key.endswith("seed")  # follow `seed`
+            and len({params.get(key) for params in all_params}) > 1]
+
+
+def shown_keys(task: str, varying: list[str]) -> list[str]:
+    base = [key for key in ALWAYS_SHOWN if task != "longrange" or key != "embedding.name"]
+    if task == "ner":
+        base.append("model.crf")
+    return base + [key for key in varying if key not in base]
+
+
+def display_value(key: str, value):
+    if key == "model.bidirectional":
+        return "bi" if value == "True" else "uni"
+    return value
+
+
+def analysis_tables(mlflow_client, run_id: str) -> dict:
+    """The CSV tables the analysis callbacks logged (gradient flow, gate statistics), as lists of dicts."""
+    tables = {}
+    logged = {item.path for item in mlflow_client.list_artifacts(run_id, "analysis")}
+    for name, path in ANALYSIS_FILES.items():
+        if path not in logged:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(mlflow_client.download_artifacts(run_id, path, tmp))
+            with local.open() as handle:
+                tables[name] = [{k: number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    return tables
