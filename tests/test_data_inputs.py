@@ -243,6 +243,28 @@ def test_tokenizer_unknown_unicode_normalization():
         build_tokenizer(TEXTS, _tok_cfg(unicode_normalization="nfx"))
 
 
+def test_tokenized_bytes_depend_on_the_data_not_on_the_encoding_code(tmp_path, monkeypatch):
+    """`datasets` fingerprints a map by the code of its function and writes that into state.json: an edit of
+    the tokenization code that changes no id would change the stage output's bytes, and DVC would retrain every
+    study on it. The fingerprint rnnlab sets comes from the prepared split and the vocabulary only."""
+    from datasets import Dataset, DatasetDict
+
+    from rnnlab.data import tokenization
+
+    prepared = tmp_path / "prepared"
+    DatasetDict({name: Dataset.from_dict({"tokens": [["EU", "rejects", "it"], ["it", "is"]], "tags": [[0, 1, 1], [1, 1]]})
+                 for name in ("train", "validation", "test")}).save_to_disk(str(prepared / "data"))
+    cfg = _tok_cfg(min_frequency=1)
+    tokenize_splits(cfg, prepared, tmp_path / "a")
+    word_id = tokenization.word_id
+    monkeypatch.setattr(tokenization, "word_id", lambda tokenizer, word: word_id(tokenizer, word))  # same ids
+    tokenize_splits(cfg, prepared, tmp_path / "b")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert any(path.name == "state.json" for path in files)
+    for path in files:
+        assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes(), path
+
+
 def test_tokenize_splits_vocabulary_from_train_only(tmp_path):
     from datasets import Dataset, DatasetDict, load_from_disk
 

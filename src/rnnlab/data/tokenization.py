@@ -108,9 +108,7 @@ def tokenize_splits(tokenizer_cfg, prepared_dir: str | Path, out_dir: str | Path
         ids = [enc.ids for enc in tokenizer.encode_batch(batch["text"])]
         return {"input_ids": ids, "length": [len(seq) for seq in ids]}
 
-    # keep_in_memory: no cache-*.arrow files written into the `prepare` stage output
-    encoded = dataset.map(encode, batched=True, batch_size=1000, keep_in_memory=True,
-                          remove_columns=[] if pretokenized else ["text"])
+    encoded = _encode_splits(dataset, encode, [tokenizer], remove_columns=[] if pretokenized else ["text"])
     unk = sum(seq.count(UNK_ID) for seq in encoded["train"]["input_ids"])
     tokens = sum(encoded["train"]["length"])
     stats = {"vocab_size": tokenizer.get_vocab_size(), "train_tokens": tokens,
@@ -145,7 +143,7 @@ def _tokenize_pairs(tokenizer_cfg, dataset, out_dir: Path) -> dict:
         target = [enc.ids for enc in target_tokenizer.encode_batch(batch["target"])]
         return {"source_ids": source, "target_ids": target, "length": [len(seq) for seq in source]}
 
-    encoded = dataset.map(encode, batched=True, batch_size=1000, keep_in_memory=True)
+    encoded = _encode_splits(dataset, encode, [source_tokenizer, target_tokenizer])
     stats = {"source_vocab_size": source_tokenizer.get_vocab_size(),
              "target_vocab_size": target_tokenizer.get_vocab_size()}
     for side in ("source", "target"):
@@ -159,6 +157,24 @@ def _tokenize_pairs(tokenizer_cfg, dataset, out_dir: Path) -> dict:
         encoded.save_to_disk(str(tmp / "data"))
         write_json(tmp / "stats.json", stats)
     return stats
+
+
+def _encode_splits(dataset, encode, tokenizers, remove_columns=()):
+    """`encode` over every split (batched, in memory: no cache-*.arrow files written into the `prepare` stage
+    output). Each split's fingerprint, which `datasets` writes into state.json, is derived from what the ids
+    depend on (the prepared split and the tokenizers), not from the encoding function's code as `datasets` would
+    by default, so that a change to the code that leaves the ids as they are leaves the stage output's bytes
+    (and DVC's hash of it) as they are too."""
+    import hashlib
+
+    from datasets import DatasetDict
+
+    vocabularies = "".join(tokenizer.to_str() for tokenizer in tokenizers)
+    return DatasetDict({split: part.map(encode, batched=True, batch_size=1000, keep_in_memory=True,
+                                        remove_columns=list(remove_columns),
+                                        new_fingerprint=hashlib.sha256(
+                                            f"{split}\0{part._fingerprint}\0{vocabularies}".encode()).hexdigest()[:16])
+                        for split, part in dataset.items()})
 
 
 def add_pretrained_words(tokenizer, words, with_vectors) -> int:
