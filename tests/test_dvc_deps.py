@@ -252,11 +252,14 @@ def test_dependency_hashes_ignore_bytecode_caches_and_editor_files(tmp_path):
     assert _modified_deps(repo) == {"copy": {"src/rnnlab/embeddings": "modified"}}
 
 
-# Studies whose committed results came from earlier code: on 2 cores the lm sweep (3 runs at once) took about
-# 105 min and the translation sweep (2 at once) about 80 min on the Intel machine, more than the last working
-# session had left after the other studies (issue 14 stays open until this set is empty).
+# Studies whose committed results came from earlier code (before issue 15's restructuring, which moved no number
+# where it was re-run: the sentiment study came out identical byte for byte). On the AMD machines ner (89 min) did
+# not fit in the session after the others, and translation (about 4.5 h) and lm (longer: float-heavy kernels run
+# about 3x slower there than on the Intel machines) take more than a session: `RNNLAB_RESUME=1 dvc repro` continues
+# an interrupted study exactly.
 # The test fails when another stage goes stale and when one of these is regenerated without leaving the set.
-NOT_YET_REGENERATED = {"sweep@lm", "report@lm", "sweep@translation", "report@translation"}
+NOT_YET_REGENERATED = {"sweep@ner", "report@ner", "sweep@lm", "report@lm", "sweep@translation",
+                       "report@translation"}
 
 
 @pytest.mark.slow
