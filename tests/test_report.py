@@ -43,17 +43,6 @@ def test_tagging_report_shows_entity_scores_and_ranks_by_highest_f1():
     assert "Best single run's test entity F1: 0.8800 (lstm-run" in text
 
 
-def test_rows_from_before_configs_were_recorded_still_group_by_their_flat_fields():
-    legacy = {"run_id": "a", "run_name": "old", "status": "FINISHED", "task": "ner", "cell": "lstm", "layers": 2,
-              "direction": "bi", "embedding": "pretrained", "crf": "True", "test_f1": 0.89, "fit_seconds": 100.0,
-              "epochs": 4}
-    (group,) = config_groups([legacy])
-    assert group["config"] == {"embedding": "pretrained", "cell": "lstm", "layers": 2, "direction": "bi",
-                               "crf": "True"}
-    assert group["mean"]["seconds_per_epoch"] == 25.0
-    assert "pretrained-lstm-2l-bi-crf" in dvc_metrics([legacy])
-
-
 def test_seeds_pool_into_mean_and_std_and_a_clear_gap_is_significant():
     good, bad = [0.80, 0.81, 0.82], [0.70, 0.71, 0.72]
     rows = ([_row("classify", "gru", seed=str(s), test_acc=v) for s, v in enumerate(good)]
