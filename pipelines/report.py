@@ -10,7 +10,7 @@ from rnnlab.errors import exit_on_user_error
 
 @exit_on_user_error
 def main() -> None:
-    from rnnlab.reporting import write_report
+    from rnnlab.reporting.files import write_report
 
     study = sys.argv[1]
     out = Path("results") / study

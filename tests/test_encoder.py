@@ -82,3 +82,33 @@ def test_classifier_logits_do_not_depend_on_padding(pooling):
         batch_logits = model(ids, lens)
         alone = model(ids[:1, :3], lens[:1])
     torch.testing.assert_close(batch_logits[0], alone[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("budget", [150_000, 600_000])
+def test_a_parameter_budget_matches_every_cell_depth_and_direction_within_two_percent(budget):
+    """What the cells study compares at equal parameters: the real modules' counts, not the formula's."""
+    hidden = {}
+    for cell, layers, bidirectional in CASES:
+        model = SequenceClassifier(vocab_size=50, num_classes=2, embedding_dim=100, cell=cell, num_layers=layers,
+                                   bidirectional=bidirectional, param_budget=budget)
+        counts = count_parameters(model)
+        assert abs(counts["params_encoder"] / budget - 1) <= 0.02, (cell, layers, bidirectional, counts)
+        assert counts["hidden_size"] == model.encoder.hidden_size
+        hidden[cell, layers, bidirectional] = model.encoder.hidden_size
+    # equal parameters: the cell with fewer gate blocks gets the wider state, a second direction a narrower one
+    assert hidden["rnn", 1, False] > hidden["gru", 1, False] > hidden["lstm", 1, False]
+    assert hidden["lstm", 1, False] > hidden["lstm", 1, True] and hidden["gru", 1, False] > hidden["gru", 2, False]
+
+
+@pytest.mark.parametrize("cell,layers,bidirectional", CASES)
+def test_the_parameter_formula_counts_what_pytorch_builds(cell, layers, bidirectional):
+    from rnnlab.models.encoder import recurrent_parameters
+
+    encoder = RecurrentEncoder(13, cell=cell, hidden_size=9, num_layers=layers, bidirectional=bidirectional)
+    assert recurrent_parameters(cell, 13, 9, layers, bidirectional) == sum(p.numel() for p in encoder.parameters())
+
+
+def test_a_budget_too_small_to_match_is_refused():
+    with pytest.raises(ConfigError, match=r"model.param_budget=500: the nearest 2-layer bidirectional lstm encoder "
+                                          r"\(hidden size 1, input 100\) has .* more than 2% off"):
+        RecurrentEncoder(100, cell="lstm", num_layers=2, bidirectional=True, param_budget=500)

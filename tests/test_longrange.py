@@ -137,8 +137,10 @@ def test_a_copy_run_logs_recall_accuracy_and_the_guessing_baseline(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("data.length=1", "rnnlab: error: data.length=1 is too short for the adding problem"),
     ("data.problem=unknown", "rnnlab: error: data.problem='unknown': must be one of adding|copy"),
-    ("callbacks.checkpoint.monitor=val_loss", "rnnlab: error: callbacks.checkpoint.monitor='val_loss' is not "
-                                              "logged by data.problem=adding"),
+    ("task.objective.metric=val_loss", "rnnlab: error: task.objective.metric='val_loss' is not a validation "
+                                       "metric of task=longrange: choose one of ['val_mse']"),
+    ("callbacks.checkpoint.monitor=val_loss", "rnnlab: error: callbacks.checkpoint watches 'val_loss' (min) but "
+                                              "task.objective is 'val_mse' (min): selection has one rule"),
 ])
 def test_a_bad_config_value_is_one_clear_error(tmp_path, override, message):
     proc = train_longrange(tmp_path, override, check=False)

@@ -16,10 +16,14 @@ from rnnlab.reporting.markdown import report_markdown
 from rnnlab.reporting.statistics import config_groups, dvc_metrics, significance
 from rnnlab.tracking import runs
 
+# each task's selection rule as its conf/task/<kind>.yaml sets it, which sweep_rows copies from a run's params
+RULES = {"lm": {"metric": "val_ppl", "mode": "min"}, "ner": {"metric": "val_f1", "mode": "max"},
+         "classify": {"metric": "val_acc", "mode": "max"}}
+
 
 def _row(task, cell, seed="1", **metrics):
     return {"run_id": f"id-{cell}-{seed}", "run_name": f"{cell}-run", "status": "FINISHED", "task": task,
-            "seed": seed, "config": {"embedding": "learned", "cell": cell, "layers": 2,
+            "objective": RULES[task], "seed": seed, "config": {"embedding": "learned", "cell": cell, "layers": 2,
                                      "direction": "uni" if task == "lm" else "bi"},
             "params_total": 1000, **metrics}
 
@@ -28,7 +32,7 @@ def test_language_model_report_ranks_by_lowest_test_perplexity():
     rows = [_row("lm", "rnn", test_ppl=150.0, best_val_ppl=155.0), _row("lm", "lstm", test_ppl=114.2,
                                                                         best_val_ppl=118.0)]
     text = report_markdown("lm", rows)
-    assert "| best val ppl | test ppl |" in text and "| 114.2 |" in text
+    assert "| selected val ppl | test ppl |" in text and "| 114.2 |" in text
     assert "Best single run's test perplexity: 114.2000 (lstm-run" in text
     assert dvc_metrics(rows)["best"] == {"test_ppl": 114.2}
     assert dvc_metrics(rows)["learned-rnn-2l-uni"] == {"best_val_ppl": 155.0, "test_ppl": 150.0, "params_total": 1000}

@@ -156,6 +156,7 @@ ENCODER = {  # every model's recurrent encoder (models/encoder.py)
     "forget_bias": Float(nullable=True),
 }
 IO_DROPOUTS = {"embedding_dropout": DROPOUT, "output_dropout": DROPOUT}
+BUDGET = Int(ge=1, nullable=True, note="a parameter count; null = hidden_size")
 
 SPLIT = under("split", {"validation": FRACTION, "test": FRACTION, "seed": SEED})
 SPLIT_FILES = under("files", {"train": Str(), "validation": Str(), "test": Str()})
@@ -165,10 +166,11 @@ TRUNCATION = {"max_length": Int(ge=1, nullable=True, note="null = keep every tok
 
 GROUPS: dict[str, Group] = {
     "model": Group(ENCODER, by="_target_", options={
-        "rnnlab.models.classifier.SequenceClassifier": {**IO_DROPOUTS, "pooling": Str(*POOLINGS)},
+        "rnnlab.models.classifier.SequenceClassifier": {**IO_DROPOUTS, "pooling": Str(*POOLINGS),
+                                                        "param_budget": BUDGET},
         "rnnlab.models.tagger.SequenceTagger": {
             **IO_DROPOUTS, "case_dim": Int(ge=0, note="0 = off"), "char_dim": Int(ge=0, note="0 = off"),
-            "char_filters": Int(ge=0, note="0 = off"), "crf": Bool()},
+            "char_filters": Int(ge=0, note="0 = off"), "crf": Bool(), "param_budget": BUDGET},
         "rnnlab.models.language_model.LanguageModel": {
             **IO_DROPOUTS, "bidirectional": Bool(False, note="a language model reads left to right"),
             "tie_weights": Bool(), "init_range": Float(gt=0, nullable=True, note="null = PyTorch's defaults")},
@@ -259,13 +261,14 @@ GROUPS: dict[str, Group] = {
                                "save_top_k": Int(ge=0, also=(-1,), note="-1 = every checkpoint"),
                                "filename": Str(nullable=True), "save_last": AnyOf(Bool(), Str("link"), nullable=True)}),
     }),
-    "task": Group({"kind": Str(*TASK_KINDS), "name": NONEMPTY}, by="kind", options={
+    "task": Group({"kind": Str(*TASK_KINDS), "name": NONEMPTY, "objective": Map(), "objective.metric": Str(),
+                   "objective.mode": MODE}, by="kind", options={
         "classify": {},
         "ner": {},
         "lm": {"lr_decay": Float(gt=0, le=1, nullable=True, note="null = a constant learning rate"),
                "decay_after_epochs": COUNT, "sum_over_time": Bool(), "lr_by_cell": Map(), "lr_by_cell.*": Float(gt=0)},
-        "longrange": {"solved_mse": Float(gt=0), "solved_acc": Float(gt=0, le=1), "monitor": Map(),
-                      "monitor.*": Map(), "monitor.*.metric": Str(), "monitor.*.mode": MODE},
+        "longrange": {"solved_mse": Float(gt=0), "solved_acc": Float(gt=0, le=1), "objectives": Map(),
+                      "objectives.*": Map(), "objectives.*.metric": Str(), "objectives.*.mode": MODE},
         "translation": {"teacher_forcing": Float(ge=0, le=1), "beam_size": Int(ge=1, note="1 = greedy decoding"),
                         "length_penalty": Float(ge=0), "long_words": POSITIVE, "examples": COUNT,
                         "attention_maps": COUNT},

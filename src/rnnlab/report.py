@@ -15,7 +15,7 @@ from rnnlab.cli import key_values, print_help_if_asked
 from rnnlab.config_schema import SCRIPT_ARGS
 from rnnlab.errors import ConfigError, exit_on_user_error
 from rnnlab.io import write_json
-from rnnlab.reporting import write_report
+from rnnlab.reporting.files import write_report
 from rnnlab.reporting.sweep_runs import sweep_rows
 from rnnlab.tracking import runs
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 
 import hydra
@@ -147,10 +146,9 @@ def _start_or_continue(client, run_id: str, run_name: str, built, resolved: dict
 def _fit(client, run_id: str, trainer, built, counts: dict, last_checkpoint) -> tuple[dict, Path]:
     """Train (from last.ckpt when continuing); log the fit summary and tag the run as fitted with its best
     checkpoint, so that a kill from here on is tested again rather than retrained."""
-    start = time.perf_counter()
     trainer.fit(built.module, datamodule=built.datamodule, ckpt_path=last_checkpoint, weights_only=True)
     fitted = Path(trainer.checkpoint_callback.best_model_path)
-    fit_summary = {**built.module.summary(), "fit_seconds": time.perf_counter() - start,
+    fit_summary = {**built.module.summary(), "fit_seconds": built.module.fit_elapsed(),  # a resumed run's whole fit
                    "epochs": trainer.current_epoch, "world_size": trainer.world_size,
                    "params_total": counts["params_total"], "params_trainable": counts["params_trainable"]}
     runs.log_metrics(client, run_id, fit_summary, step=trainer.global_step)
@@ -161,7 +159,7 @@ def _fit(client, run_id: str, trainer, built, counts: dict, last_checkpoint) -> 
 def _fit_summary_of(client, run_id: str, trainer, task) -> dict:
     """The fit summary a run logged before it stopped in its test phase; the trainer set to where fit ended."""
     fit_summary = {key: value for key, value in client.get_run(run_id).data.metrics.items()
-                   if key in (*task.summary(), *FIT_METRICS)}
+                   if key in (*task.summary_names(), *FIT_METRICS)}
     _as_at_end_of_fit(trainer, int(fit_summary["epochs"]), client.get_metric_history(run_id, "epochs")[-1].step)
     return fit_summary
 
@@ -272,6 +270,19 @@ def _ddp_workers_for_this_job(trainer, output_dir: Path, in_sweep: bool):
             hydra_cfg.run.dir = run_dir
 
 
+def _check_sweeper_direction(cfg) -> None:
+    """A sweeper that optimises (Optuna) goes the way of the task's objective: the selection rule is one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    direction = HydraConfig.get().sweeper.get("direction")
+    mode = cfg.task.get("objective", {}).get("mode")
+    if isinstance(direction, str) and mode in ("max", "min") and direction != f"{mode}imize":
+        raise ConfigError(f"hydra.sweeper.direction={direction} but task.objective.mode={mode} "
+                          f"({cfg.task.objective.metric}): set hydra.sweeper.direction={mode}imize")
+
+
 def default_run_name(cfg) -> str:
     model = cfg.model
     name = f"{cfg.embedding.name}-{model.cell}-{model.num_layers}l-{'bi' if model.bidirectional else 'uni'}"
@@ -282,6 +293,7 @@ def default_run_name(cfg) -> str:
 @exit_on_user_error
 def _main(cfg: DictConfig) -> float:
     validate(cfg)  # every value's type, range and choices, before anything (an MLflow run) exists
+    _check_sweeper_direction(cfg)
     return train(cfg)["objective"]  # what a hyper-parameter sweeper optimises (the task's validation metric)
 
 

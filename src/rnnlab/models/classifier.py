@@ -19,7 +19,8 @@ class SequenceClassifier(nn.Module):
                  embedding_kind: str = "learned",
                  cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, embedding_dropout: float = 0.0, output_dropout: float = 0.0,
-                 nonlinearity: str = "tanh", pooling: str = "last", forget_bias: float | None = None):
+                 nonlinearity: str = "tanh", pooling: str = "last", forget_bias: float | None = None,
+                 param_budget: int | None = None):
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(f"model.pooling={pooling!r} must be one of {POOLINGS}")
@@ -29,7 +30,8 @@ class SequenceClassifier(nn.Module):
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = RecurrentEncoder(self.embedding.embedding_dim, cell=cell, hidden_size=hidden_size,
                                         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                                        nonlinearity=nonlinearity, forget_bias=forget_bias)
+                                        nonlinearity=nonlinearity, forget_bias=forget_bias,
+                                        param_budget=param_budget)
         self.output_dropout = nn.Dropout(output_dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
 

@@ -62,20 +62,64 @@ def make_cell(cell: str, input_size: int, hidden_size: int, nonlinearity: str = 
     return CELLS[cell].layer(input_size, hidden_size, **kwargs)
 
 
+def recurrent_parameters(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                         bidirectional: bool = False) -> int:
+    """The parameter count of a RecurrentEncoder: per layer and direction, each of the cell's gate blocks has
+    weight_ih, weight_hh and two biases (PyTorch's layout): blocks * H * (input + H + 2)."""
+    blocks, directions = len(CELLS[cell].rows), 2 if bidirectional else 1
+    total = 0
+    for layer in range(num_layers):
+        width = input_size if layer == 0 else hidden_size * directions
+        total += directions * blocks * hidden_size * (width + hidden_size + 2)
+    return total
+
+
+BUDGET_TOLERANCE = 0.02
+
+
+def hidden_size_for_budget(budget: int, cell: str, input_size: int, num_layers: int = 1,
+                           bidirectional: bool = False) -> int:
+    """The hidden size (per direction) whose encoder's parameter count is nearest `budget`; refused when even the
+    nearest misses it by more than 2%. Matching the recurrent parameters, not the model's total, compares cells
+    at equal capacity of what differs between them: the embedding is the same for every cell, and the output
+    layer depends only on the encoder's width (Collins et al. 2017 match the recurrent cell's parameters too)."""
+    if cell not in CELLS:
+        raise ConfigError(f"model.cell={cell!r} is not a known cell: choose one of {sorted(CELLS)}")
+    def count(hidden: int) -> int:
+        return recurrent_parameters(cell, input_size, hidden, num_layers, bidirectional)
+    low, high = 1, 1
+    while count(high) < budget:  # the count grows with the hidden size: bracket the budget, then bisect
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if count(middle) < budget else (low, middle)
+    hidden = min((low, high), key=lambda h: (abs(count(h) - budget), h))
+    miss = count(hidden) / budget - 1
+    if abs(miss) > BUDGET_TOLERANCE:
+        raise ConfigError(f"model.param_budget={budget}: the nearest {num_layers}-layer "
+                          f"{'bidirectional ' if bidirectional else ''}{cell} encoder (hidden size {hidden}, input "
+                          f"{input_size}) has {count(hidden):,} parameters ({miss:+.1%}), more than "
+                          f"{BUDGET_TOLERANCE:.0%} off: choose a larger budget")
+    return hidden
+
+
 class RecurrentEncoder(nn.Module):
     """Stacked (bi)directional rnn / lstm / gru with dropout between layers and exact padding.
 
     forward(x [B, T, input_size], lengths [B]) -> (outputs [B, T, output_size], summary [B, output_size]):
     `summary` is the top layer's last forward state with (if bidirectional) its first backward state, i.e.
-    the states after reading each whole sequence in each direction.
+    the states after reading each whole sequence in each direction. `param_budget` (a parameter count) sets
+    the hidden size instead of `hidden_size`: the one whose encoder comes nearest (hidden_size_for_budget).
     """
 
     def __init__(self, input_size: int, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
-                 forget_bias: float | None = None):
+                 forget_bias: float | None = None, param_budget: int | None = None):
         super().__init__()
         if num_layers < 1:
             raise ConfigError(f"model.num_layers={num_layers} must be at least 1")
+        if param_budget is not None:
+            hidden_size = hidden_size_for_budget(param_budget, cell, input_size, num_layers, bidirectional)
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers

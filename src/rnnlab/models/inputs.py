@@ -39,4 +39,7 @@ def count_parameters(module: nn.Module) -> dict[str, int]:
               "params_trainable": sum(p.numel() for p in module.parameters() if p.requires_grad)}
     for name, child in module.named_children():
         counts[f"params_{name}"] = sum(p.numel() for p in child.parameters())
+    encoder = getattr(module, "encoder", None)
+    if isinstance(getattr(encoder, "hidden_size", None), int):  # what model.param_budget chose, if set
+        counts["hidden_size"] = encoder.hidden_size
     return counts

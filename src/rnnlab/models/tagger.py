@@ -38,7 +38,7 @@ class SequenceTagger(nn.Module):
                  cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0, embedding_dropout: float = 0.0, output_dropout: float = 0.0,
                  nonlinearity: str = "tanh", case_dim: int = 0, char_dim: int = 0, char_filters: int = 0,
-                 crf: bool = False, forget_bias: float | None = None):
+                 crf: bool = False, forget_bias: float | None = None, param_budget: int | None = None):
         super().__init__()
         self.embedding = make_embedding(vocab_size, embedding_dim, embedding_weights, freeze_embedding,
                                         embedding_kind)
@@ -50,7 +50,7 @@ class SequenceTagger(nn.Module):
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = RecurrentEncoder(input_size, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                                         bidirectional=bidirectional, dropout=dropout, nonlinearity=nonlinearity,
-                                        forget_bias=forget_bias)
+                                        forget_bias=forget_bias, param_budget=param_budget)
         self.output_dropout = nn.Dropout(output_dropout)
         self.head = nn.Linear(self.encoder.output_size, num_tags)
         if crf:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import io
 import statistics
 
-from rnnlab.reporting.statistics import CURVE, ORDER, describe, headline
+from rnnlab.reporting.configurations import ORDER, describe
+from rnnlab.reporting.statistics import headline, objective
 
 CELL_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 STYLES = ["-", "--", ":", "-."]
@@ -53,7 +54,7 @@ def learning_curves(rows, groups):
     if not groups:
         return None
     task = groups[0]["task"]
-    metric = CURVE.get(task, "val_loss")
+    metric = objective(groups[0])[0]  # the curve of the metric the checkpoint was selected by
     by_step = task == "longrange"  # validated every N steps rather than once per epoch
     figure, axes = plt.subplots(figsize=(8, 4.5))
     drawn = False
@@ -86,7 +87,7 @@ def score_vs_parameters(rows, groups):
 
     if not groups:
         return None
-    key, name, _ = headline(groups[0]["task"])
+    key, name, _ = headline(groups[0])
     points = [g for g in groups if key in g["mean"] and "params_total" in g["mean"]]
     if not points:
         return None

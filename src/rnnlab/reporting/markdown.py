@@ -17,8 +17,7 @@ def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str]
     """Header and cells of the comparison table: configuration, seeds, each metric as mean ± std."""
     if not groups:
         return [], []
-    task = groups[0]["task"]
-    metrics = [(h, k, f) for h, k, f in columns(task, wall_times) if any(k in g["mean"] for g in groups)]
+    metrics = [(h, k, f) for h, k, f in columns(groups[0], wall_times) if any(k in g["mean"] for g in groups)]
     config_headers = list(groups[0]["config"].keys())
     header = config_headers + ["seeds"] + [h for h, _, _ in metrics]
     body = []
@@ -76,12 +75,12 @@ def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> 
     lines = []
     best = best_row(rows)
     if best:
-        key, name, _ = headline(best["task"])
+        key, name, _ = headline(best)
         run = f", MLflow run {best['run_id']}" if links else ""
         lines.append(f"Best single run's {name}: {best[key]:.4f} ({best['run_name']}, seed {best.get('seed')}"
                      f"{run}).")
     lines.append(significance(groups))
-    comparison = gru_versus_lstm(cell_comparison(groups), groups[0]["task"] if groups else "classify",
+    comparison = gru_versus_lstm(cell_comparison(groups), groups[0] if groups else None,
                                  wall_times=links)
     if comparison:
         lines.append(comparison)

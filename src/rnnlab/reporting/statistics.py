@@ -8,23 +8,25 @@ from __future__ import annotations
 import math
 import statistics
 
-SCORE_COLUMNS = {  # (header, metric, format)
-    "classify": [("best val acc", "best_val_acc", "{:.4f}"), ("test acc", "test_acc", "{:.4f}"),
-                 ("test macro-F1", "test_f1", "{:.4f}")],
-    "ner": [("best val F1", "best_val_f1", "{:.4f}"), ("test precision", "test_precision", "{:.4f}"),
+from rnnlab.errors import RnnlabError
+from rnnlab.reporting.configurations import ORDER, config_key, config_of, describe, sort_key
+
+SCORE_COLUMNS = {  # (header, metric, format); the selected checkpoint's validation score comes first (columns())
+    "classify": [("test acc", "test_acc", "{:.4f}"), ("test macro-F1", "test_f1", "{:.4f}")],
+    "ner": [("test precision", "test_precision", "{:.4f}"),
             ("test recall", "test_recall", "{:.4f}"), ("test F1", "test_f1", "{:.4f}"),
             ("PER", "test_f1_PER", "{:.3f}"), ("LOC", "test_f1_LOC", "{:.3f}"), ("ORG", "test_f1_ORG", "{:.3f}"),
             ("MISC", "test_f1_MISC", "{:.3f}")],
-    "lm": [("best val ppl", "best_val_ppl", "{:.1f}"), ("test ppl", "test_ppl", "{:.1f}")],
+    "lm": [("test ppl", "test_ppl", "{:.1f}")],
     "longrange": [("test MSE", "test_mse", "{:.4f}"), ("baseline MSE", "baseline_mse", "{:.4f}"),
                   ("test acc", "test_acc", "{:.4f}"), ("grad ratio init", "grad_h_ratio_init", "{:.1e}"),
                   ("grad ratio trained", "grad_h_ratio_trained", "{:.1e}"),
                   ("solved", "solved", "{:.2f}"), ("steps to solve", "steps_to_solve", "{:,.0f}")],
-    "translation": [("best val BLEU", "best_val_bleu", "{:.2f}"), ("test BLEU", "test_bleu", "{:.2f}"),
+    "translation": [("test BLEU", "test_bleu", "{:.2f}"),
                     ("test chrF", "test_chrf", "{:.2f}"), ("BLEU, >= 10 words", "test_bleu_long", "{:.2f}"),
                     ("BLEU, shorter", "test_bleu_short", "{:.2f}"), ("BLEU greedy", "test_bleu_greedy", "{:.2f}"),
                     ("test token acc", "test_acc", "{:.4f}")],
-    "generate": [("best val ppl", "best_val_ppl", "{:.1f}"), ("test ppl", "test_ppl", "{:.1f}"),
+    "generate": [("test ppl", "test_ppl", "{:.1f}"),
                  ("match rate", "test_match_rate", "{:.3f}"), ("judge acc", "judge_test_acc", "{:.3f}")],
 }
 RUN_COLUMNS = [("epochs", "epochs", "{:.0f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
@@ -32,54 +34,63 @@ RUN_COLUMNS = [("epochs", "epochs", "{:.0f}"), ("time / epoch (s)", "seconds_per
 # Wall-clock figures differ from one run to the next: report.md, metrics.json and figures/ leave them out (those
 # repeat byte for byte on a rerun), report.html and runs.json show them.
 WALL_TIME = ("seconds_per_epoch", "train_tokens_per_sec", "fit_seconds", "train_seconds", "judge_train_seconds")
-# the headline score of each task and whether higher is better
-HEADLINE = {"classify": ("test_acc", "test accuracy", True), "ner": ("test_f1", "test entity F1", True),
-            "lm": ("test_ppl", "test perplexity", False), "longrange": ("test_mse", "test MSE", False),
-            "translation": ("test_bleu", "test BLEU", True), "generate": ("test_match_rate", "judged match rate", True)}
-# the validation curve each task's learning-curve figure shows
-CURVE = {"classify": "val_acc", "ner": "val_f1", "lm": "val_ppl", "longrange": "val_mse", "translation": "val_bleu",
-         "generate": "val_ppl"}
-# configuration keys shown under a short name (every other key that varies in a sweep is shown as is)
-CONFIG_LABELS = {"embedding.name": "embedding", "model.cell": "cell", "model.num_layers": "layers",
-                 "model.bidirectional": "direction", "model.crf": "crf", "data.length": "T",
-                 "model.forget_bias": "forget bias", "model.hidden_size": "hidden", "model.attention": "attention"}
-ALWAYS_SHOWN = ["embedding.name", "model.cell", "model.num_layers", "model.bidirectional"]
-ORDER = {"rnn": 0, "lstm": 1, "gru": 2, "onehot": 0, "learned": 1, "word2vec": 2, "glove": 3, "pretrained": 4,
-         "uni": 0, "bi": 1, "none": 0, "additive": 1, "dot": 2}
+# A run's selection rule is its config's task.objective (tasks/base.py selection_rule), which runs.json rows carry
+# as "objective": the report's learning curves, its validation column (the selected checkpoint's score) and its
+# headline (the same metric on the test split) all follow it. Generation alone is ranked by another score: its
+# objective, perplexity, is not what a generator is for, and the judged match rate needs generated text.
+HEADLINE_INSTEAD = {"generate": ("test_match_rate", "judged match rate", True)}
+METRIC_NAMES = {"acc": "accuracy", "f1": "F1", "ppl": "perplexity", "bleu": "BLEU", "chrf": "chrF", "mse": "MSE",
+                "loss": "loss", "precision": "precision", "recall": "recall"}
+SHORT_NAMES = {"acc": "acc", "ppl": "ppl", "loss": "loss", "mse": "MSE"}
+VALUE_FORMATS = {"ppl": "{:.1f}", "bleu": "{:.2f}", "chrf": "{:.2f}"}
 
 
-def headline(task: str) -> tuple[str, str, bool]:
-    return HEADLINE.get(task, HEADLINE["classify"])
+def objective(item: dict) -> tuple[str, bool]:
+    """(metric, higher is better) of the rule a run, or a group of runs, was selected by."""
+    rule = item.get("objective")
+    if not rule:
+        raise RnnlabError("a runs.json row without the run's selection rule (\"objective\"): it was written before "
+                          "task.objective existed; run its sweep again (`dvc repro sweep@<study>`)")
+    return rule["metric"], rule["mode"] == "max"
 
 
-def number(text: str):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return text
+def metric_name(task: str, metric: str) -> str:
+    """`val_f1` -> "F1" ("entity F1" for the tagger): what a sentence of the report calls a metric."""
+    name = metric.split("_", 1)[1] if "_" in metric else metric
+    if task == "ner" and name == "f1":
+        return "entity F1"
+    return METRIC_NAMES.get(name, name)
 
 
-def sort_key(config: dict) -> tuple:
-    return tuple((ORDER.get(str(v), 9), number(str(v)) if isinstance(number(str(v)), float) else 0, str(v))
-                 for v in config.values())
+def headline(item: dict) -> tuple[str, str, bool]:
+    """(test metric, its name, higher is better) that ranks configurations: the objective on the test split."""
+    if item["task"] in HEADLINE_INSTEAD:
+        return HEADLINE_INSTEAD[item["task"]]
+    metric, higher = objective(item)
+    test_metric = "test_" + metric.removeprefix("val_")
+    return test_metric, f"test {metric_name(item['task'], metric)}", higher
 
 
-def config_of(row: dict) -> dict:
-    """A row's configuration, the usual columns first (runs.json stores its keys sorted)."""
-    first = [CONFIG_LABELS[key] for key in ALWAYS_SHOWN + ["model.crf"]]
-    return {**{k: row["config"][k] for k in first if k in row["config"]},
-            **{k: v for k, v in sorted(row["config"].items()) if k not in first}}
+def selected_column(item: dict) -> tuple[str, str, str]:
+    """The report's validation column: best_<objective>, the selected checkpoint's validation score."""
+    metric, _ = objective(item)
+    name = metric.removeprefix("val_")
+    return (f"selected val {SHORT_NAMES.get(name, metric_name(item['task'], metric))}", f"best_{metric}",
+            VALUE_FORMATS.get(name, "{:.4f}"))
 
 
 def config_groups(rows: list[dict]) -> list[dict]:
     """Runs of one configuration pooled over seeds: for each metric its values, mean and (sample) std."""
-    task = rows[0]["task"] if rows else "classify"
+    if not rows:
+        return []
+    task, rule = rows[0]["task"], rows[0].get("objective")
     groups: dict[tuple, dict] = {}
     for row in rows:
         config = config_of(row)
-        group = groups.setdefault(tuple(config.items()), {"config": config, "task": task, "runs": []})
+        group = groups.setdefault(tuple(config.items()), {"config": config, "task": task, "objective": rule,
+                                                          "runs": []})
         group["runs"].append(row)
-    metrics = [key for _, key, _ in columns(task)]
+    metrics = [key for _, key, _ in columns(rows[0])]
     for group in groups.values():
         finished = [r for r in group["runs"] if r["status"] == "FINISHED"]
         group["n"], group["failed"] = len(finished), len(group["runs"]) - len(finished)
@@ -97,7 +108,7 @@ def ranked(groups: list[dict]) -> list[dict]:
     """Configurations by their mean headline score, best first."""
     if not groups:
         return []
-    key, _, higher = headline(groups[0]["task"])
+    key, _, higher = headline(groups[0])
     scored = [g for g in groups if key in g["mean"]]
     return sorted(scored, key=lambda g: -g["mean"][key] if higher else g["mean"][key])
 
@@ -107,7 +118,7 @@ def significance(groups: list[dict]) -> str:
     order = ranked(groups)
     if len(order) < 2:
         return "Fewer than two configurations finished: nothing to compare."
-    key, name, _ = headline(order[0]["task"])
+    key, name, _ = headline(order[0])
     best, second = order[0], order[1]
     a, b = best["values"][key], second["values"][key]
     pair = (f"The best configuration ({describe(best['config'])}: {name} {spread(best, key)}) against the "
@@ -134,16 +145,12 @@ def spread(group: dict, key: str) -> str:
     return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
 
 
-def describe(config: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in config.items())
-
-
 def cell_comparison(groups: list[dict]) -> list[dict]:
     """Per cell, averaged over the other factors of the sweep: parameters, time per epoch, headline score.
     This is what "GRU: fewer parameters, faster training" is checked against."""
     if not groups:
         return []
-    key = headline(groups[0]["task"])[0]
+    key = headline(groups[0])[0]
     by_cell: dict[str, list[dict]] = {}
     for group in groups:
         by_cell.setdefault(str(group["config"].get("cell")), []).append(group)
@@ -157,12 +164,14 @@ def cell_comparison(groups: list[dict]) -> list[dict]:
     return rows
 
 
-def gru_versus_lstm(cells: list[dict], task: str, wall_times: bool = False) -> str | None:
+def gru_versus_lstm(cells: list[dict], group: dict, wall_times: bool = False) -> str | None:
+    """The sentence on "GRU: fewer parameters, faster training"; `group` is any group of the sweep (its task and
+    selection rule)."""
     found = {row["cell"]: row for row in cells}
     if not {"gru", "lstm"} <= found.keys():
         return None
     gru, lstm = found["gru"], found["lstm"]
-    key, name, higher = headline(task)
+    key, name, higher = headline(group)
     parts = []
     if gru["params_encoder"] and lstm["params_encoder"]:
         parts.append(f"{gru['params_encoder'] / lstm['params_encoder']:.2f}x the LSTM's recurrent parameters")
@@ -175,14 +184,18 @@ def gru_versus_lstm(cells: list[dict], task: str, wall_times: bool = False) -> s
     return "GRU against LSTM, averaged over the sweep's other factors: " + "; ".join(parts) + "."
 
 
-def columns(task: str, wall_times: bool = True) -> list[tuple[str, str, str]]:
-    return ([("parameters", "params_total", "{:,.0f}"), ("recurrent parameters", "params_encoder", "{:,.0f}")]
-            + SCORE_COLUMNS.get(task, SCORE_COLUMNS["classify"])
+def columns(item: dict, wall_times: bool = True) -> list[tuple[str, str, str]]:
+    """The report table's columns for a sweep of `item`'s task and selection rule (a row or a group)."""
+    return ([("parameters", "params_total", "{:,.0f}"), ("recurrent parameters", "params_encoder", "{:,.0f}"),
+             selected_column(item)]
+            + SCORE_COLUMNS.get(item["task"], SCORE_COLUMNS["classify"])
             + [c for c in RUN_COLUMNS if wall_times or c[1] not in WALL_TIME])
 
 
 def best_row(rows: list[dict]) -> dict | None:
-    key, _, higher = headline(rows[0]["task"]) if rows else HEADLINE["classify"]
+    if not rows:
+        return None
+    key, _, higher = headline(rows[0])
     finished = [r for r in rows if r["status"] == "FINISHED" and is_number(r.get(key))]
     if not finished:
         return None
@@ -195,26 +208,12 @@ def dvc_metrics(rows: list[dict]) -> dict:
     groups = config_groups(rows)
     for group in groups:
         key = config_key(group["config"])
-        scores = [k for _, k, _ in SCORE_COLUMNS.get(group["task"], [])]
+        scores = [selected_column(group)[1], *(k for _, k, _ in SCORE_COLUMNS.get(group["task"], []))]
         metrics[key] = {name: round(group["mean"][name], 5) for name in (*scores, "params_total")
                         if name in group["mean"]}
     order = ranked(groups)
     if order:
-        key = headline(order[0]["task"])[0]
+        key = headline(order[0])[0]
         metrics["best"] = {key: round(order[0]["mean"][key], 5)}
     return metrics
 
-
-KEY_FORMS = {"embedding": "{}", "cell": "{}", "direction": "{}", "layers": "{}l", "T": "T{}", "forget bias": "fb{}",
-             "hidden": "h{}"}
-
-
-def config_key(config: dict) -> str:
-    """A short stable name of a configuration, e.g. `word2vec-lstm-2l-bi` or `lstm-1l-uni-T400`."""
-    parts = []
-    for label, value in config.items():
-        if label == "crf":
-            parts += ["crf"] if str(value) == "True" else []
-        elif value is not None:
-            parts.append(KEY_FORMS.get(label, label.split(".")[-1] + "{}").format(value))
-    return "-".join(parts)

@@ -7,7 +7,7 @@ import csv
 import tempfile
 from pathlib import Path
 
-from rnnlab.reporting.statistics import ALWAYS_SHOWN, CONFIG_LABELS, CURVE, number, sort_key
+from rnnlab.reporting.configurations import ALWAYS_SHOWN, CONFIG_LABELS, number, sort_key
 from rnnlab.tracking import runs
 
 NOT_CONFIG = ("seed", "run_name", "hydra.", "paths.", "logger.", "launcher.")
@@ -27,15 +27,16 @@ def sweep_rows(mlflow_client, parent_run_id: str) -> list[dict]:
                   for key in shown_keys(task, varying) if key in params}
         machine = {key.removeprefix(runs.MACHINE_TAG): value for key, value in sorted(child.data.tags.items())
                    if key.startswith(runs.MACHINE_TAG)}
+        curve = params.get("task.objective.metric")  # the run's selection rule: the report follows it
         row = {"run_id": child.info.run_id, "run_name": child.info.run_name, "status": child.info.status,
-               "task": task, "seed": params.get("seed"), "config": config, "machine": machine,
+               "task": task, "objective": {"metric": curve, "mode": params.get("task.objective.mode")},
+               "seed": params.get("seed"), "config": config, "machine": machine,
                **{key: value for key, value in metrics.items() if not key.startswith(("train_", "val_"))}}
         for key in ("train_tokens_per_sec", "train_seconds"):
             if key in metrics:
                 row[key] = metrics[key]
         if metrics.get("epochs") and metrics.get("fit_seconds"):
             row["seconds_per_epoch"] = metrics["fit_seconds"] / metrics["epochs"]
-        curve = CURVE.get(task, "val_loss")
         row["history"] = {name: [[m.step, m.value] for m in mlflow_client.get_metric_history(child.info.run_id,
                                                                                              name)]
                           for name in (curve, "train_loss")}

@@ -35,7 +35,12 @@ def task_module(kind: str):
 
 
 def build(cfg):
-    return task_module(cfg.task.get("kind")).build(cfg)
+    """The task's data and LightningModule, with the run's one selection rule (tasks.base.selection_rule)."""
+    from rnnlab.tasks.base import selection_rule
+
+    built = task_module(cfg.task.get("kind")).build(cfg)
+    built.module.objective, built.module.maximize = selection_rule(cfg, built.module.validation_metrics)
+    return built
 
 
 def load_run(run_id: str, tracking_uri: str | None = None):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from rnnlab.embeddings.build import check_onehot_size, load_matrix
+from rnnlab.errors import ConfigError
 
 
 @dataclass
@@ -36,11 +37,39 @@ def input_layer(embedding_cfg, embeddings_dir: str | Path | None = None, vocab_s
             "embedding_weights": load_matrix(embedding_cfg, embeddings_dir)}
 
 
-class TaskModule(pl.LightningModule):
-    """Subclasses set `objective` (a validation metric name) and `maximize`, and update `self.best` through
-    `track_objective`; the timing counters feed train_tokens_per_sec and train_padding_fraction."""
+def selection_rule(cfg, validation_metrics) -> tuple[str, bool]:
+    """The one selection rule of a run: `task.objective` (metric and mode) picks the checkpoint, stops training
+    and is what the sweeper and the report's validation column read; `callbacks.*.monitor` follow it (conf/
+    callbacks/default.yaml interpolates it). Returns (metric, maximize); a metric the task does not log at
+    validation, or a callback watching another metric, is refused before any run exists."""
+    objective = cfg.task.get("objective")
+    if objective is None or objective.get("metric") is None:
+        raise ConfigError(f"task.objective is not set for task={cfg.task.get('kind')}: set task.objective.metric "
+                          f"(one of {sorted(validation_metrics)}) and task.objective.mode (max | min)")
+    metric, mode = objective.metric, objective.get("mode")
+    if metric not in validation_metrics:
+        raise ConfigError(f"task.objective.metric={metric!r} is not a validation metric of "
+                          f"task={cfg.task.get('kind')}: choose one of {sorted(validation_metrics)}")
+    if mode not in ("max", "min"):
+        raise ConfigError(f"task.objective.mode={mode!r} is not max or min")
+    for name in ("checkpoint", "early_stopping"):
+        callback = cfg.get("callbacks", {}).get(name)
+        if callback is None:
+            continue
+        if (callback.get("monitor"), callback.get("mode")) != (metric, mode):
+            raise ConfigError(f"callbacks.{name} watches {callback.get('monitor')!r} ({callback.get('mode')}) but "
+                              f"task.objective is {metric!r} ({mode}): selection has one rule; set "
+                              f"task.objective.metric / task.objective.mode instead of callbacks.{name}.monitor")
+    return metric, mode == "max"
 
-    objective = "val_loss"
+
+class TaskModule(pl.LightningModule):
+    """Subclasses name the metrics they log at each validation (`validation_metrics`, or a `validation_metrics`
+    property when it depends on the data); the selection rule sets `objective` and `maximize` (tasks.build);
+    the timing counters feed train_tokens_per_sec and train_padding_fraction."""
+
+    validation_metrics: tuple[str, ...] = ("val_loss",)
+    objective = "val_loss"  # set from task.objective by tasks.build
     maximize = False
     # whether its metrics are computed over all DDP processes' data (torchmetrics / synced logs) or only rank 0's
     data_parallel = False
@@ -50,11 +79,12 @@ class TaskModule(pl.LightningModule):
         self.model = model
         self.optimizer_factory = optimizer  # functools.partial from hydra (`_partial_: true`)
         self.scheduler_factory = scheduler
-        self.best = None
         self.train_tokens = 0  # real tokens trained on
         self.train_slots = 0  # tokens + padding: what the kernels actually computed
         self.train_seconds = 0.0
         self._batch_start = 0.0
+        self.fit_seconds = 0.0  # wall time of fit before this process went on with it (resume), see fit_elapsed
+        self._fit_start: float | None = None
 
     def batch_loss(self, batch) -> torch.Tensor:
         """The scalar training loss of one batch, with no logging and no metric updates: what the analyses
@@ -78,12 +108,13 @@ class TaskModule(pl.LightningModule):
         self.train_tokens += real
         self.train_slots += slots
 
-    def track_objective(self, value: float) -> None:
-        if self.trainer.sanity_checking:
-            return
-        value = float(value)
-        if self.best is None or (value > self.best if self.maximize else value < self.best):
-            self.best = value
+    def on_fit_start(self) -> None:  # after a checkpoint's fit state was restored
+        self._fit_start = time.perf_counter()
+
+    def fit_elapsed(self) -> float:
+        """Wall seconds of fit so far, over every process that trained this run (a resumed one included)."""
+        running = time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0
+        return self.fit_seconds + running
 
     # Time only the optimisation steps, so tokens per second is not diluted by validation.
     def on_train_batch_start(self, batch, batch_idx) -> None:
@@ -93,8 +124,11 @@ class TaskModule(pl.LightningModule):
         self.train_seconds += time.perf_counter() - self._batch_start
 
     def summary(self) -> dict:
-        """Run-level metrics logged when fit ends: the best validation objective and the speed counters."""
-        return {f"best_{self.objective}": self.best if self.best is not None else float("nan"),
+        """Run-level metrics logged when fit ends: best_<objective>, the selected checkpoint's validation score
+        (ModelCheckpoint watches the objective, so this is the value it selected by, restored on resume with its
+        state), and the speed counters."""
+        score = self.trainer.checkpoint_callback.best_model_score
+        return {f"best_{self.objective}": float(score) if score is not None else float("nan"),
                 "train_seconds": self.train_seconds,
                 "train_tokens_per_sec": self.train_tokens / max(self.train_seconds, 1e-9),
                 "train_padding_fraction": 1 - self.train_tokens / max(self.train_slots, 1)}
@@ -103,12 +137,16 @@ class TaskModule(pl.LightningModule):
         """Run-level metrics the test phase adds beyond its logged test_ metrics (none by default)."""
         return {}
 
+    def summary_names(self) -> tuple[str, ...]:
+        return (f"best_{self.objective}", "train_seconds", "train_tokens_per_sec", "train_padding_fraction")
+
     # What summary() is computed from lives in every checkpoint (plain numbers, loadable with weights_only=True),
-    # so a run continued from last.ckpt reports the best over all its epochs, not only those after the restart.
-    FIT_STATE = ("best", "train_tokens", "train_slots", "train_seconds")
+    # so a run continued from last.ckpt counts all its epochs, not only those after the restart.
+    FIT_STATE = ("train_tokens", "train_slots", "train_seconds")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rnnlab_fit_state"] = {name: getattr(self, name) for name in self.FIT_STATE}
+        checkpoint["rnnlab_fit_state"] = {**{name: getattr(self, name) for name in self.FIT_STATE},
+                                          "fit_seconds": self.fit_elapsed()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         for name, value in checkpoint.get("rnnlab_fit_state", {}).items():
@@ -138,19 +176,22 @@ class SplitPerplexity:
         self.loss_sums[stage] += total.detach().double()
         self.token_counts[stage] += tokens
 
-    def log_split(self, stage: str) -> float:
-        """Log <stage>_loss and <stage>_ppl; return the perplexity (inf for a diverged run, not an error)."""
+    def log_split(self, stage: str) -> dict[str, float]:
+        """Log and return <stage>_loss and <stage>_ppl (inf for a diverged run, not an error)."""
         import math
 
         mean = float(self.loss_sums[stage]) / max(self.token_counts[stage], 1)
         ppl = math.exp(mean) if mean < 700 else math.inf
-        self.log_dict({f"{stage}_loss": mean, f"{stage}_ppl": ppl})
-        return ppl
+        scores = {f"{stage}_loss": mean, f"{stage}_ppl": ppl}
+        self.log_dict(scores)
+        return scores
 
 
 class PerplexityEpochs(SplitPerplexity):
     """SplitPerplexity for a task that scores every split this way (lm, generate): each split is reset at the
-    start of its epoch and logged at the end; the validation perplexity is the objective."""
+    start of its epoch and logged at the end."""
+
+    validation_metrics = ("val_loss", "val_ppl")
 
     def on_train_epoch_start(self) -> None:
         self.reset_split("train")
@@ -165,7 +206,7 @@ class PerplexityEpochs(SplitPerplexity):
         self.log_split("train")
 
     def on_validation_epoch_end(self) -> None:
-        self.track_objective(self.log_split("val"))
+        self.log_split("val")
 
     def on_test_epoch_end(self) -> None:
         self.log_split("test")

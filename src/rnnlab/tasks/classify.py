@@ -35,7 +35,7 @@ def model_for_run(config, tokenizer, files: Path):
 
 
 class ClassifyTask(TaskModule):
-    objective, maximize = "val_acc", True
+    validation_metrics = ("val_loss", "val_acc", "val_f1")
     data_parallel = True  # torchmetrics gather across processes; the loss is averaged with sync_dist
 
     def __init__(self, model: nn.Module, num_classes: int, optimizer, scheduler=None):
@@ -83,7 +83,7 @@ class ClassifyTask(TaskModule):
         self._log_metrics("train")
 
     def on_validation_epoch_end(self) -> None:
-        self.track_objective(self._log_metrics("val")["val_acc"])
+        self._log_metrics("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")

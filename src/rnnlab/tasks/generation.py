@@ -125,8 +125,6 @@ def token_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) 
 # --- the LightningModule --------------------------------------------------------------------------------------
 
 class GenerateTask(PerplexityEpochs, TaskModule):
-    objective, maximize = "val_ppl", False
-
     def __init__(self, model: nn.Module, labels: list[str], judge: Judge | None, vocabulary: list[str],
                  sampling: dict, samples_path: Path | None, optimizer, scheduler=None):
         super().__init__(model, optimizer, scheduler)

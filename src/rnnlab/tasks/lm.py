@@ -72,8 +72,6 @@ def step_decay(decay: float | None, hold: int):
 
 
 class LanguageModelTask(PerplexityEpochs, TaskModule):
-    objective, maximize = "val_ppl", False
-
     def __init__(self, model: nn.Module, optimizer, scheduler=None, sum_over_time: bool = False):
         super().__init__(model, optimizer, scheduler)
         # Zaremba et al. sum the loss over a window's steps (mean over the batch): their lr 1.0 and clip 5

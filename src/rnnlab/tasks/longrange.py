@@ -18,9 +18,7 @@ from torch.nn import functional as F
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Built, TaskModule
 
-# the validation metric each problem is judged and checkpointed by, and whether higher is better
-OBJECTIVES = {"adding": ("val_mse", False), "copy": ("val_acc", True)}
-VAL_METRICS = {"adding": {"val_mse"}, "copy": {"val_loss", "val_acc"}}
+VAL_METRICS = {"adding": ("val_mse",), "copy": ("val_loss", "val_acc")}
 
 
 def build(cfg) -> Built:
@@ -30,7 +28,6 @@ def build(cfg) -> Built:
 
     data = cfg.data
     check_problem(data.get("problem"))
-    check_monitors(cfg.callbacks, data.problem)
     datamodule = SyntheticDataModule(data.problem, data.length, dict(data.sizes), batch_size=data.batch_size,
                                      eval_batch_size=data.eval_batch_size, seed=data.seed,
                                      num_symbols=data.get("num_symbols", 8), copy_length=data.get("copy_length", 10))
@@ -47,17 +44,6 @@ def model_for_run(config, tokenizer, files: Path):
     return instantiate(config.model, problem=config.data.problem, num_symbols=config.data.get("num_symbols", 8))
 
 
-def check_monitors(callbacks, problem: str) -> None:
-    """Checkpointing and early stopping must watch a metric this problem logs (the adding problem has no
-    val_loss), else Lightning fails only after the first validation."""
-    allowed = VAL_METRICS[problem] | {"train_loss"}
-    for name, callback in callbacks.items():
-        monitor = callback.get("monitor") if hasattr(callback, "get") else None
-        if monitor is not None and monitor not in allowed:
-            raise ConfigError(f"callbacks.{name}.monitor={monitor!r} is not logged by data.problem={problem}: "
-                              f"use experiment=longrange or monitor one of {sorted(allowed)}")
-
-
 class LongRangeTask(TaskModule):
     def __init__(self, model: nn.Module, problem: str, optimizer, solved_mse: float = 0.01,
                  solved_acc: float = 0.99, scheduler=None):
@@ -67,7 +53,6 @@ class LongRangeTask(TaskModule):
         if not 0 < solved_acc <= 1:
             raise ConfigError(f"task.solved_acc={solved_acc} must be in (0, 1] (e.g. 0.99)")
         self.problem = problem
-        self.objective, self.maximize = OBJECTIVES[problem]
         self.solved_mse, self.solved_acc = solved_mse, solved_acc
         self.steps_to_solve: int | None = None
         self.test_scores: dict[str, float] = {}
@@ -137,7 +122,6 @@ class LongRangeTask(TaskModule):
         scores = self._finish("val")
         if self.trainer.sanity_checking:
             return
-        self.track_objective(scores[self.objective])
         if self.steps_to_solve is None and self.is_solved(scores, "val"):
             self.steps_to_solve = self.global_step
 
@@ -153,7 +137,14 @@ class LongRangeTask(TaskModule):
         scores = self._finish("test")
         self.test_scores = {"solved": float(self.is_solved(scores, "test")), **baseline}
 
+    @property
+    def validation_metrics(self) -> tuple[str, ...]:
+        return VAL_METRICS[self.problem]
+
     FIT_STATE = (*TaskModule.FIT_STATE, "steps_to_solve")
+
+    def summary_names(self) -> tuple[str, ...]:
+        return (*super().summary_names(), "steps_to_solve")
 
     def summary(self) -> dict:
         steps = float(self.steps_to_solve) if self.steps_to_solve is not None else math.nan

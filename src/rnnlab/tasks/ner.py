@@ -89,7 +89,7 @@ def confusion_table(gold: list[list[str]], predicted: list[list[str]], tags: lis
 
 
 class TagTask(TaskModule):
-    objective, maximize = "val_f1", True
+    validation_metrics = ("val_loss", "val_precision", "val_recall", "val_f1")
     data_parallel = True  # losses synced, the split's tag sequences gathered before seqeval scores them
 
     def __init__(self, model: nn.Module, tags: list[str], optimizer, scheduler=None):
@@ -139,7 +139,7 @@ class TagTask(TaskModule):
         return scores
 
     def on_validation_epoch_end(self) -> None:
-        self.track_objective(self._finish("val")["val_f1"])
+        self._finish("val")
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")

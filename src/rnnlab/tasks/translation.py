@@ -130,7 +130,7 @@ def attention_map(weights: torch.Tensor, source_words: list[str], output_words: 
 
 
 class TranslationTask(SplitPerplexity, TaskModule):
-    objective, maximize = "val_bleu", True
+    validation_metrics = ("val_loss", "val_ppl", "val_bleu", "val_chrf", "val_acc")
 
     def __init__(self, model: nn.Module, source_tokenizer, target_tokenizer, datamodule, optimizer,
                  scheduler=None, teacher_forcing: float = 1.0, beam_size: int = 1, length_penalty: float = 1.0,
@@ -224,7 +224,7 @@ class TranslationTask(SplitPerplexity, TaskModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.decoded:
-            self.track_objective(self._finish("validation", "val")["val_bleu"])
+            self._finish("validation", "val")
 
     def on_test_epoch_end(self) -> None:
         self._finish("test", "test")
