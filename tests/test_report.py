@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from conftest import run_train
+from scipy import stats as scipy_stats
 
 from rnnlab.reporting.markdown import report_markdown
 from rnnlab.reporting.statistics import config_groups, dvc_metrics, significance
@@ -47,7 +48,7 @@ def test_tagging_report_shows_entity_scores_and_ranks_by_highest_f1():
     assert "Best single run's test entity F1: 0.8800 (lstm-run" in text
 
 
-def test_seeds_pool_into_mean_and_std_and_a_clear_gap_is_significant():
+def test_seeds_pool_into_mean_and_interval_and_a_clear_gap_is_told_apart():
     good, bad = [0.80, 0.81, 0.82], [0.70, 0.71, 0.72]
     rows = ([_row("classify", "gru", seed=str(s), test_acc=v) for s, v in enumerate(good)]
             + [_row("classify", "rnn", seed=str(s), test_acc=v) for s, v in enumerate(bad)])
@@ -56,23 +57,27 @@ def test_seeds_pool_into_mean_and_std_and_a_clear_gap_is_significant():
     gru = groups[1]
     assert gru["mean"]["test_acc"] == pytest.approx(statistics.fmean(good))
     assert gru["std"]["test_acc"] == pytest.approx(statistics.stdev(good))
+    low, high = scipy_stats.t.interval(0.95, 2, loc=statistics.fmean(good), scale=scipy_stats.sem(good))
+    assert gru["ci"]["test_acc"] == pytest.approx((high - low) / 2)
     text = report_markdown("s", rows)
-    assert f"| {statistics.fmean(good):.4f} ± {statistics.stdev(good):.4f} |" in text
-    statement = significance(groups)
-    assert "cell=gru" in statement.split("against")[0] and "is significant at the 5% level" in statement
+    assert f"| {statistics.fmean(good):.4f} ± {(high - low) / 2:.4f} |" in text
+    lines = significance(groups)
+    assert "The best configuration by mean test accuracy: embedding=learned cell=gru" in lines[0]
+    assert "told apart from 1 (every one)." in lines[1] and "GRU is better" in text
 
 
-def test_overlapping_seeds_are_reported_as_not_significant():
+def test_overlapping_seeds_cannot_be_told_apart():
     rows = ([_row("classify", "gru", seed=str(s), test_acc=v) for s, v in enumerate([0.75, 0.80, 0.70])]
-            + [_row("classify", "lstm", seed=str(s), test_acc=v) for s, v in enumerate([0.74, 0.79, 0.71])])
-    statement = significance(config_groups(rows))
-    p = float(re.search(r"p = ([0-9.]+)", statement).group(1))
-    assert p > 0.5 and "**not** significant" in statement
+            + [_row("classify", "lstm", seed=str(s), test_acc=v) for s, v in enumerate([0.74, 0.79, 0.72])])
+    lines = significance(config_groups(rows))
+    runner_up = next(line for line in lines if line.startswith("The runner-up"))
+    p = float(re.search(r"p = ([0-9.]+)", runner_up).group(1))
+    assert p > 0.5 and "**cannot be told apart**" in runner_up and "could detect a difference of" in runner_up
 
 
-def test_one_seed_per_configuration_says_no_test_is_possible():
+def test_one_seed_per_configuration_says_no_comparison_is_possible():
     rows = [_row("classify", "gru", test_acc=0.8), _row("classify", "lstm", test_acc=0.7)]
-    assert "no significance test is possible" in significance(config_groups(rows))
+    assert any("One seed per configuration" in line for line in significance(config_groups(rows)))
 
 
 @pytest.mark.slow

@@ -93,7 +93,7 @@ def score_vs_parameters(rows, groups):
         return None
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for group in points:
-        axes.errorbar(group["mean"]["params_total"], group["mean"][key], yerr=group["std"].get(key, 0),
+        axes.errorbar(group["mean"]["params_total"], group["mean"][key], yerr=group["ci"].get(key) or 0,
                       fmt="o", color=_color(group["config"]), capsize=3)
         label = describe({k: v for k, v in group["config"].items() if k not in ("cell", "embedding")})
         axes.annotate(f"{group['config'].get('cell')} {label}", (group["mean"]["params_total"],
@@ -102,11 +102,11 @@ def score_vs_parameters(rows, groups):
     for cell, color in CELL_COLORS.items():
         axes.plot([], [], "o", color=color, label=cell)
     axes.set_xlabel("parameters")
-    axes.set_ylabel(f"{name} (mean ± std over seeds)")
+    axes.set_ylabel(f"{name} (mean, 95% CI over seeds)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     axes.set_title(f"{name} against model size")
-    return f"{name} against parameters (error bars: std over seeds)", figure
+    return f"{name} against parameters (error bars: 95% confidence intervals over seeds)", figure
 
 
 def cost(rows, groups):

@@ -14,7 +14,8 @@ from rnnlab.reporting.statistics import (
 
 
 def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the comparison table: configuration, seeds, each metric as mean ± std."""
+    """Header and cells of the comparison table: configuration, seeds, each metric as mean ± the half-width of its
+    95% confidence interval."""
     if not groups:
         return [], []
     metrics = [(h, k, f) for h, k, f in columns(groups[0], wall_times) if any(k in g["mean"] for g in groups)]
@@ -27,8 +28,8 @@ def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str]
         for _, key, fmt in metrics:
             if key not in group["mean"]:
                 cells.append("-")
-            elif key in group["std"] and not key.startswith("params_"):
-                cells.append(f"{fmt.format(group['mean'][key])} ± {fmt.format(group['std'][key])}")
+            elif group["ci"].get(key) is not None and not key.startswith("params_"):
+                cells.append(f"{fmt.format(group['mean'][key])} ± {fmt.format(group['ci'][key])}")
             else:
                 cells.append(fmt.format(group["mean"][key]))
         body.append(cells)
@@ -41,8 +42,9 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-NOTES = ("Hidden size is per direction; parameters include the embedding. Each score is the mean ± the sample "
-         "standard deviation over the seeds of a configuration.")
+NOTES = ("Hidden size is per direction; parameters include the embedding. Each score is the mean over the seeds "
+         "of a configuration ± the half-width of its 95% confidence interval (Student's t); the selected val column "
+         "is the validation score of the checkpoint each run was tested at (the task's objective).")
 WALL_TIME_NOTES = ("Time per epoch is the wall time of `fit` (validation included) over the epochs run, with the "
                    "sweep's workers sharing the machine; tokens/s counts real (non-pad) training tokens per second "
                    "of optimisation steps. Wall times differ from run to run.")
@@ -55,8 +57,8 @@ def reproducibility(machine: dict | None) -> str:
             "figures/ byte for byte (seeded, deterministic kernels, one Word2Vec thread). On another CPU model the "
             "data splits, vocabularies and parameter counts are identical, but float kernels take other code paths "
             "(oneDNN / BLAS per vector unit): embeddings and weights differ in their last bits and training "
-            "amplifies that, so scores (and the epoch early stopping picks) agree only within their seed spread "
-            "(the ± column), and where intervals overlap another configuration may come out on top.")
+            "amplifies that, so scores (and the epoch selected) agree only within their intervals (the ± column), "
+            "and where intervals overlap another configuration may come out on top.")
 
 
 def machine_line(machine: dict) -> str:
@@ -79,7 +81,7 @@ def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> 
         run = f", MLflow run {best['run_id']}" if links else ""
         lines.append(f"Best single run's {name}: {best[key]:.4f} ({best['run_name']}, seed {best.get('seed')}"
                      f"{run}).")
-    lines.append(significance(groups))
+    lines += significance(groups)
     comparison = gru_versus_lstm(cell_comparison(groups), groups[0] if groups else None,
                                  wall_times=links)
     if comparison:

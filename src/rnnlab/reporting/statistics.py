@@ -1,5 +1,6 @@
-"""A sweep's runs grouped by configuration and compared: seeds pooled into a mean and a spread, the ranking by
-each task's headline score, a significance test of the best against the runner-up, the GRU / LSTM comparison,
+"""A sweep's runs grouped by configuration and compared: seeds pooled into a mean and its 95% interval, the ranking
+by each task's headline score, the tests behind the report's sentences (reporting/comparisons.py), the GRU / LSTM
+cost comparison,
 and the mean metrics per configuration that DVC shows (`dvc metrics show`). The figures (reporting/figures.py),
 report.md (reporting/markdown.py) and report.html (reporting/html.py) are all drawn from these."""
 
@@ -9,6 +10,7 @@ import math
 import statistics
 
 from rnnlab.errors import RnnlabError
+from rnnlab.reporting.comparisons import against_the_best, factor_comparisons, half_width, sentence
 from rnnlab.reporting.configurations import ORDER, config_key, config_of, describe, sort_key
 
 SCORE_COLUMNS = {  # (header, metric, format); the selected checkpoint's validation score comes first (columns())
@@ -80,7 +82,8 @@ def selected_column(item: dict) -> tuple[str, str, str]:
 
 
 def config_groups(rows: list[dict]) -> list[dict]:
-    """Runs of one configuration pooled over seeds: for each metric its values, mean and (sample) std."""
+    """Runs of one configuration pooled over seeds: for each metric its values, mean, (sample) std and the
+    half-width of the mean's 95% confidence interval ("ci")."""
     if not rows:
         return []
     task, rule = rows[0]["task"], rows[0].get("objective")
@@ -97,6 +100,7 @@ def config_groups(rows: list[dict]) -> list[dict]:
         group["values"] = {key: [v for r in finished if is_number(v := r.get(key))] for key in metrics}
         group["mean"] = {key: statistics.fmean(v) for key, v in group["values"].items() if v}
         group["std"] = {key: statistics.stdev(v) for key, v in group["values"].items() if len(v) > 1}
+        group["ci"] = {key: half_width(v) for key, v in group["values"].items() if len(v) > 1}
     return sorted(groups.values(), key=lambda g: sort_key(g["config"]))
 
 
@@ -113,36 +117,48 @@ def ranked(groups: list[dict]) -> list[dict]:
     return sorted(scored, key=lambda g: -g["mean"][key] if higher else g["mean"][key])
 
 
-def significance(groups: list[dict]) -> str:
-    """One sentence: is the best configuration's headline score better than the runner-up's beyond seed noise?"""
+def significance(groups: list[dict]) -> list[str]:
+    """The report's sentences on the ranking: the best configuration against each other one (Holm-adjusted),
+    the runner-up, the smallest difference the sweep's seeds can detect, then the sweep's factors."""
     order = ranked(groups)
     if len(order) < 2:
-        return "Fewer than two configurations finished: nothing to compare."
-    key, name, _ = headline(order[0])
-    best, second = order[0], order[1]
-    a, b = best["values"][key], second["values"][key]
-    pair = (f"The best configuration ({describe(best['config'])}: {name} {spread(best, key)}) against the "
-            f"runner-up ({describe(second['config'])}: {spread(second, key)})")
-    if len(a) < 2 or len(b) < 2:
-        return (f"{pair}: one seed each, so no significance test is possible; sweep `seed=` (the sentiment "
-                "study's default runs 3 seeds per configuration).")
-    from scipy.stats import ttest_ind
-
-    if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:
-        p = 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+        return ["Fewer than two configurations finished: nothing to compare."]
+    key, name, higher = headline(order[0])
+    best = order[0]
+    lines = [f"The best configuration by mean {name}: {describe(best['config'])}, {spread(best, key)}."]
+    versus = against_the_best(order, key, config_key)
+    if not versus:
+        lines.append("One seed per configuration: configurations cannot be compared beyond that; sweep `seed=` "
+                     "(the sentiment study runs 3 seeds per configuration).")
     else:
-        p = float(ttest_ind(a, b, equal_var=False).pvalue)
-    verdict = ("is significant at the 5% level" if p < 0.05 else
-               "is **not** significant at the 5% level: with these seeds the two cannot be told apart")
-    return (f"{pair}: difference {statistics.fmean(a) - statistics.fmean(b):+.4f}, Welch's t-test over "
-            f"{len(a)} and {len(b)} seeds p = {p:.3f}; the difference {verdict}.")
+        tied = [c for c in versus if not c.told_apart]
+        lines.append(f"Against each of the other {len(order) - 1} configurations ({versus[0].test.split(' over')[0]}"
+                     f"s by seed, Holm-adjusted over {len(versus)}): told apart from {len(versus) - len(tied)}"
+                     + (f"; **cannot be told apart** from {len(tied)}: "
+                        + "; ".join(f"{c.second} (p = {c.p_holm:.3f})" for c in tied) if tied else
+                        " (every one)") + ".")
+        lines.append("The runner-up: " + sentence(versus[0], name, higher))
+        detectable = sorted(c.detectable for c in versus if c.detectable is not None)
+        if detectable:
+            lines.append(f"With {versus[0].pairs} seeds, two configurations are told apart (power 0.8 at the 5% "
+                         f"level, before Holm's correction) only when they differ by about "
+                         f"{statistics.median(detectable):.4f} {name} or more (the median over these comparisons "
+                         "at their spread between seeds); smaller true differences go unseen.")
+    factors = factor_comparisons(order, key)
+    if factors:
+        lines.append(f"By factor, each paired over the configurations that differ only in it and their seeds "
+                     f"(Holm-adjusted over {len(factors)} comparisons):")
+        lines += ["- " + sentence(c, name, higher) for c in factors]
+    return lines
 
 
 def spread(group: dict, key: str) -> str:
-    mean, std = group["mean"].get(key), group["std"].get(key)
+    mean, ci = group["mean"].get(key), group["ci"].get(key)
     if mean is None:
         return "-"
-    return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
+    seeds = len(group["values"].get(key, []))
+    return (f"{mean:.4f} (95% CI ± {ci:.4f} over {seeds} seeds)" if ci is not None
+            else f"{mean:.4f} (one seed)")
 
 
 def cell_comparison(groups: list[dict]) -> list[dict]:
@@ -178,9 +194,8 @@ def gru_versus_lstm(cells: list[dict], group: dict, wall_times: bool = False) ->
     if wall_times and gru["seconds_per_epoch"] and lstm["seconds_per_epoch"]:
         ratio = gru["seconds_per_epoch"] / lstm["seconds_per_epoch"]
         parts.append(f"{ratio:.2f}x its time per epoch ({'faster' if ratio < 1 else 'not faster'})")
-    if gru.get(key) is not None and lstm.get(key) is not None:
-        better = gru[key] > lstm[key] if higher else gru[key] < lstm[key]
-        parts.append(f"mean {name} {gru[key]:.4f} vs {lstm[key]:.4f} ({'better' if better else 'not better'})")
+    if gru.get(key) is not None and lstm.get(key) is not None:  # whether that is a difference: the factor tests
+        parts.append(f"mean {name} {gru[key]:.4f} vs {lstm[key]:.4f}")
     return "GRU against LSTM, averaged over the sweep's other factors: " + "; ".join(parts) + "."
 
 
