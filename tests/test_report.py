@@ -1,5 +1,5 @@
-"""The comparison report: the task's score columns and headline, seeds pooled into mean ± std, a significance
-statement, and the whole report (Markdown, self-contained HTML, figures) built from a real SQLite MLflow store."""
+"""The comparison report: the task's score columns and headline, seeds pooled into a mean and its 95% interval, the
+tests behind its sentences, and the whole report (Markdown, self-contained HTML, figures) built from a real SQLite MLflow store."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp
     # one row per cell, each pooling its two seeds
     table = [line for line in markdown.splitlines() if line.startswith("| word2vec |")]
     assert len(table) == 2 and all("| 2 |" in line and " ± " in line for line in table)
-    assert "Welch's t-test over 2 and 2 seeds" in markdown
+    assert "paired t-tests by seed" in markdown and "The runner-up: " in markdown  # the runs share seeds 1, 2
     page = (out / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
