@@ -194,11 +194,12 @@ def test_the_choices_match_the_code():
     from rnnlab import tasks
     from rnnlab.data.synthetic import PROBLEMS
     from rnnlab.embeddings.build import KINDS
-    from rnnlab.models import classifier, encoder, sampling, seq2seq
+    from rnnlab.models import bag_of_words, classifier, encoder, sampling, seq2seq
 
     assert set(schema.CELLS) == set(encoder.CELLS)
     assert set(schema.NONLINEARITIES) == set(encoder.NONLINEARITIES)
     assert set(schema.POOLINGS) == set(classifier.POOLINGS)
+    assert set(schema.BAG_POOLINGS) == set(bag_of_words.POOLINGS)
     assert set(schema.ATTENTIONS) == set(seq2seq.ATTENTIONS)
     assert set(schema.TASK_KINDS) == set(tasks.KINDS)
     assert set(schema.EMBEDDINGS) == set(KINDS)

@@ -101,6 +101,7 @@ class Group:
 CELLS = ("rnn", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu")
 POOLINGS = ("last", "max", "mean")
+BAG_POOLINGS = ("mean", "max")
 ATTENTIONS = ("none", "additive", "dot")
 TASK_KINDS = ("classify", "ner", "lm", "longrange", "translation", "generate")
 EMBEDDINGS = ("onehot", "learned", "word2vec", "glove", "pretrained")
@@ -145,8 +146,7 @@ TOP = {  # conf/train.yaml's own keys
     "resume": Bool(),
 }
 
-ENCODER = {  # every model's recurrent encoder (models/encoder.py)
-    "_target_": Str(),
+ENCODER = {  # every recurrent model's encoder (models/encoder.py)
     "cell": Str(*CELLS),
     "nonlinearity": Str(*NONLINEARITIES),
     "hidden_size": POSITIVE,
@@ -165,21 +165,27 @@ TRUNCATION = {"max_length": Int(ge=1, nullable=True, note="null = keep every tok
               "truncation_side": Str("head", "tail")}
 
 GROUPS: dict[str, Group] = {
-    "model": Group(ENCODER, by="_target_", options={
-        "rnnlab.models.classifier.SequenceClassifier": {**IO_DROPOUTS, "pooling": Str(*POOLINGS),
+    "model": Group({"_target_": Str()}, by="_target_", options={
+        "rnnlab.models.classifier.SequenceClassifier": {**ENCODER, **IO_DROPOUTS, "pooling": Str(*POOLINGS),
                                                         "param_budget": BUDGET},
-        "rnnlab.models.tagger.SequenceTagger": {
+        "rnnlab.models.bag_of_words.BagOfEmbeddings": {
+            "pooling": Str(*BAG_POOLINGS), "hidden_size": Int(ge=0, note="0 = no hidden layer"), "dropout": DROPOUT,
+            "embedding_dropout": DROPOUT},
+        "rnnlab.models.convolutional.ConvolutionalClassifier": {
+            "widths": ListOf(POSITIVE, min_items=1), "feature_maps": POSITIVE, "dropout": DROPOUT,
+            "embedding_dropout": DROPOUT},
+        "rnnlab.models.tagger.SequenceTagger": {**ENCODER,
             **IO_DROPOUTS, "case_dim": Int(ge=0, note="0 = off"), "char_dim": Int(ge=0, note="0 = off"),
             "char_filters": Int(ge=0, note="0 = off"), "crf": Bool(), "param_budget": BUDGET},
         "rnnlab.models.language_model.LanguageModel": {
-            **IO_DROPOUTS, "bidirectional": Bool(False, note="a language model reads left to right"),
+            **ENCODER, **IO_DROPOUTS, "bidirectional": Bool(False, note="a language model reads left to right"),
             "tie_weights": Bool(), "init_range": Float(gt=0, nullable=True, note="null = PyTorch's defaults")},
         "rnnlab.models.conditional_lm.ConditionalLanguageModel": {
-            **IO_DROPOUTS, "bidirectional": Bool(False, note="a conditional generator writes left to right"),
+            **ENCODER, **IO_DROPOUTS, "bidirectional": Bool(False, note="a conditional generator writes left to right"),
             "condition_dim": POSITIVE, "condition_every_step": Bool()},
-        "rnnlab.models.longrange.LongRangeModel": {"embedding_dim": POSITIVE},
+        "rnnlab.models.longrange.LongRangeModel": {**ENCODER, "embedding_dim": POSITIVE},
         "rnnlab.models.seq2seq.Seq2Seq": {
-            **IO_DROPOUTS, "decoder_cell": Str(*CELLS, nullable=True, note="null = the encoder's cell"),
+            **ENCODER, **IO_DROPOUTS, "decoder_cell": Str(*CELLS, nullable=True, note="null = the encoder's cell"),
             "decoder_layers": POSITIVE, "decoder_hidden_size": Int(ge=1, nullable=True, note="null = hidden_size"),
             "attention": Str(*ATTENTIONS), "attention_size": POSITIVE},
     }),
@@ -263,7 +269,8 @@ GROUPS: dict[str, Group] = {
     }),
     "task": Group({"kind": Str(*TASK_KINDS), "name": NONEMPTY, "objective": Map(), "objective.metric": Str(),
                    "objective.mode": MODE}, by="kind", options={
-        "classify": {},
+        "classify": {"shuffled_test_seed": Int(ge=0, nullable=True, note="null = no shuffled test"),
+                     "examples": ListOf(Str())},
         "ner": {},
         "lm": {"lr_decay": Float(gt=0, le=1, nullable=True, note="null = a constant learning rate"),
                "decay_after_epochs": COUNT, "sum_over_time": Bool(), "lr_by_cell": Map(), "lr_by_cell.*": Float(gt=0)},

@@ -20,10 +20,6 @@ USAGE = 'usage: rnnlab-predict run_id=<MLflow run id> text="..." | file=<one tex
 def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
     """Label and class probabilities for each text (truncated as in training); for a tagger, the tag of each
     whitespace-separated word."""
-    import torch
-
-    from rnnlab.data.batching import pad_batch, truncate  # torch
-
     if config.task.get("kind", "classify") == "ner":
         from rnnlab.tasks.ner import tag
 
@@ -33,15 +29,9 @@ def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
         return [{"text": text, "tags": list(zip(words, tags, strict=True))}
                 for text, words, tags in zip(texts, sentences, tag(model, tokenizer, sentences), strict=True)]
 
-    ids = [torch.tensor(truncate(tokenizer.encode(text).ids, config.data.max_length, config.data.truncation_side))
-           for text in texts]
-    input_ids, lengths = pad_batch(ids)
-    with torch.no_grad():
-        probs = torch.softmax(model(input_ids, lengths), dim=-1)
-    labels = list(config.data.labels)
-    return [{"text": text, "label": labels[int(p.argmax())],
-             "probabilities": {name: round(float(v), 4) for name, v in zip(labels, p, strict=True)}}
-            for text, p in zip(texts, probs, strict=True)]
+    from rnnlab.tasks.classify import classify_texts
+
+    return classify_texts(model, tokenizer, config.data, texts)
 
 
 @exit_on_user_error

@@ -285,6 +285,10 @@ def _check_sweeper_direction(cfg) -> None:
 
 def default_run_name(cfg) -> str:
     model = cfg.model
+    if model.get("cell") is None:  # a baseline without a recurrent encoder: bag of embeddings, CNN
+        kind = str(model._target_).rsplit(".", 1)[-1]
+        short = {"BagOfEmbeddings": f"bag-{model.get('pooling')}", "ConvolutionalClassifier": "cnn"}.get(kind, kind)
+        return f"{cfg.embedding.name}-{short}"
     name = f"{cfg.embedding.name}-{model.cell}-{model.num_layers}l-{'bi' if model.bidirectional else 'uni'}"
     return f"{name}-{model.attention}" if model.get("attention") else name  # an encoder-decoder's attention
 

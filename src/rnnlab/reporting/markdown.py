@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
+
+from rnnlab.reporting.configurations import config_key
 from rnnlab.reporting.statistics import (
     best_row,
     cell_comparison,
@@ -19,7 +22,7 @@ def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str]
     if not groups:
         return [], []
     metrics = [(h, k, f) for h, k, f in columns(groups[0], wall_times) if any(k in g["mean"] for g in groups)]
-    config_headers = list(groups[0]["config"].keys())
+    config_headers = list(dict.fromkeys(key for group in groups for key in group["config"]))  # a bag has no cell
     header = config_headers + ["seeds"] + [h for h, _, _ in metrics]
     body = []
     for group in groups:
@@ -92,6 +95,28 @@ def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> 
     return lines
 
 
+def examples_lines(groups: list[dict]) -> list[str]:
+    """The fixed sentences each classifier labelled (task.examples): per configuration the mean probability of the
+    last label over its seeds, then the words' log-odds in the train split, which say why."""
+    probes = [(g, [r["examples"] for r in g["runs"] if r.get("examples") and r["status"] == "FINISHED"])
+              for g in groups]
+    probes = [(g, found) for g, found in probes if found]
+    if not probes:
+        return []
+    first = probes[0][1][0]
+    label = first["word_log_odds"]["of"].split(" against ")[0]
+    texts = [e["text"] for e in first["examples"]]
+    body = []
+    for group, found in probes:
+        means = [statistics.fmean(p["examples"][i]["probabilities"][label] for p in found) for i in range(len(texts))]
+        body.append([config_key(group["config"]), *(f"{m:.2f}" for m in means)])
+    odds = ", ".join(f"{word} {value:+.2f}" for word, value in first["word_log_odds"]["words"].items())
+    return [f"P({label}) that each configuration gives the lecture's sentences (`task.examples`), mean over seeds:",
+            "", markdown_table(["configuration", *(f'"{t}"' for t in texts)], body), "",
+            f"Their words' log-odds of {first['word_log_odds']['of']} in the train split (add-one smoothed; words "
+            f"the split lacks are left out): {odds}."]
+
+
 def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None = None,
                     machine: dict | None = None) -> str:
     """The report as Markdown, the same bytes on every rerun (no run ids, no wall times); `figures` maps a caption
@@ -100,6 +125,7 @@ def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None
     header, body = group_table(groups)
     parts = [f"# {title}", "", markdown_table(header, body), ""]
     parts += [line + "\n" for line in summary_lines(rows, groups)]
+    parts += [line + "\n" for line in examples_lines(groups)]
     parts += [NOTES + " Wall times per configuration and the MLflow run ids are in report.html.", "",
               reproducibility(machine)]
     for caption, path in (figures or {}).items():

@@ -14,7 +14,8 @@ from rnnlab.reporting.comparisons import against_the_best, factor_comparisons, h
 from rnnlab.reporting.configurations import ORDER, config_key, config_of, describe, sort_key
 
 SCORE_COLUMNS = {  # (header, metric, format); the selected checkpoint's validation score comes first (columns())
-    "classify": [("test acc", "test_acc", "{:.4f}"), ("test macro-F1", "test_f1", "{:.4f}")],
+    "classify": [("test acc", "test_acc", "{:.4f}"), ("test macro-F1", "test_f1", "{:.4f}"),
+                 ("test acc, words shuffled", "test_acc_shuffled", "{:.4f}"), ("order drop", "test_order_drop", "{:+.4f}")],
     "ner": [("test precision", "test_precision", "{:.4f}"),
             ("test recall", "test_recall", "{:.4f}"), ("test F1", "test_f1", "{:.4f}"),
             ("PER", "test_f1_PER", "{:.3f}"), ("LOC", "test_f1_LOC", "{:.3f}"), ("ORG", "test_f1_ORG", "{:.3f}"),

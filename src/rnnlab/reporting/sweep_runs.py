@@ -7,7 +7,7 @@ import csv
 import tempfile
 from pathlib import Path
 
-from rnnlab.reporting.configurations import ALWAYS_SHOWN, CONFIG_LABELS, number, sort_key
+from rnnlab.reporting.configurations import ALWAYS_SHOWN, CONFIG_LABELS, MODEL_NAMES, number, sort_key
 from rnnlab.tracking import runs
 
 NOT_CONFIG = ("seed", "run_name", "hydra.", "paths.", "logger.", "launcher.")
@@ -41,6 +41,9 @@ def sweep_rows(mlflow_client, parent_run_id: str) -> list[dict]:
                                                                                              name)]
                           for name in (curve, "train_loss")}
         row["analysis"] = analysis_tables(mlflow_client, child.info.run_id)
+        probe = probe_examples(mlflow_client, child.info.run_id)
+        if probe:
+            row["examples"] = probe
         rows.append(row)
     return sorted(rows, key=lambda r: (sort_key(r["config"]), str(r["seed"]), r["run_name"]))
 
@@ -62,7 +65,19 @@ def shown_keys(task: str, varying: list[str]) -> list[str]:
 def display_value(key: str, value):
     if key == "model.bidirectional":
         return "bi" if value == "True" else "uni"
+    if key == "model._target_":
+        return MODEL_NAMES.get(value, str(value).rsplit(".", 1)[-1])
     return value
+
+
+def probe_examples(mlflow_client, run_id: str) -> dict | None:
+    """The fixed sentences a classifier labelled at test end, with their words' log-odds (examples.json)."""
+    import json
+
+    if "examples.json" not in {item.path for item in mlflow_client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(Path(mlflow_client.download_artifacts(run_id, "examples.json", tmp)).read_text())
 
 
 def analysis_tables(mlflow_client, run_id: str) -> dict:

@@ -23,6 +23,20 @@ class Built:
     artifacts: list[Path] = field(default_factory=list)
 
 
+def run_output_dir() -> Path:
+    """The run's Hydra output directory (where rnnlab-train keeps its checkpoints), else a fresh temporary one:
+    where a task writes the files it logs with the run."""
+    import tempfile
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        path = Path(HydraConfig.get().runtime.output_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return Path(tempfile.mkdtemp(prefix="rnnlab-run-"))
+
+
 def input_layer(embedding_cfg, embeddings_dir: str | Path | None = None, vocab_size: int | None = None) -> dict:
     """The input-layer arguments every model takes, from the `embedding` config group: its kind and width, and for
     training (`embeddings_dir` given) whether it is frozen and the built vectors (rnnlab.embeddings); a one-hot

@@ -17,7 +17,6 @@ probability of the label, text) is logged with the run. The judge: tasks/judge.p
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 
 import torch
@@ -32,7 +31,7 @@ from rnnlab.io import atomic_file
 from rnnlab.models.conditional_lm import special_ids
 from rnnlab.models.encoder import length_mask
 from rnnlab.models.sampling import STRATEGIES
-from rnnlab.tasks.base import Built, PerplexityEpochs, TaskModule, input_layer
+from rnnlab.tasks.base import Built, PerplexityEpochs, TaskModule, input_layer, run_output_dir
 from rnnlab.tasks.judge import Judge, load_judge, load_split, train_judge
 
 SAMPLES_FILE = "samples.tsv"
@@ -60,7 +59,7 @@ def build(cfg) -> Built:
     # the judge reads openings of at most max_words words: its accuracy on real openings says how far to trust it
     judge.test_acc = judge.accuracy(([text[:sampling["max_words"]] for text in texts], test_labels))
     judge.test_acc_full = judge.accuracy((texts, test_labels))
-    samples_path = _output_dir() / SAMPLES_FILE
+    samples_path = run_output_dir() / SAMPLES_FILE
     module = GenerateTask(model, labels, judge, vocabulary(tokenizer), sampling, samples_path,
                           optimizer=instantiate(cfg.optimizer))
     return Built(datamodule, module, [tokenized_dir / "tokenizer.json", samples_path])
@@ -87,17 +86,6 @@ def sampling_options(task_cfg) -> dict:
     if not options["temperature"] > 0:
         raise ConfigError(f"task.temperature={options['temperature']} must be above 0")
     return options
-
-
-def _output_dir() -> Path:
-    """The run's Hydra output directory (where rnnlab-train keeps its checkpoints), else a fresh temporary one."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        path = Path(HydraConfig.get().runtime.output_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return Path(tempfile.mkdtemp(prefix="rnnlab-generate-"))
 
 
 # --- sequences and loss ---------------------------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""Word order as something to measure: a text's words shuffled (the same shuffle for every model, whatever the
+batching), and the order task, a real sentence against the same words in another order."""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+import torch
+
+
+def shuffle_within_length(ids: torch.Tensor, lengths: torch.Tensor, seed: int) -> torch.Tensor:
+    """[B, T] ids with each row's first lengths[b] ids permuted, pads left in place. A row's permutation depends
+    only on `seed` and the row's own ids, so every model of a study reads the same shuffled test texts."""
+    shuffled = ids.clone()
+    for row, length in enumerate(lengths.tolist()):
+        words = ids[row, :length]
+        generator = torch.Generator().manual_seed(_row_seed(seed, words))
+        shuffled[row, :length] = words[torch.randperm(length, generator=generator).to(ids.device)]
+    return shuffled
+
+
+def _row_seed(seed: int, words: torch.Tensor) -> int:
+    return (seed * 1_000_003 + zlib.crc32(words.cpu().numpy().tobytes())) % (2**63)
+
+
+def shuffled_words(words: list[str], rng: random.Random, attempts: int = 20) -> list[str] | None:
+    """The same words in another order, or None when no other order exists (fewer than two distinct words)."""
+    if len(set(words)) < 2:
+        return None
+    for _ in range(attempts):
+        other = rng.sample(words, len(words))
+        if other != words:
+            return other
+    return None
+
+
+def order_pairs(sentences: list[str], seed: int) -> list[tuple[str, int]]:
+    """The order task on `sentences` (one split's): each sentence as it is (label 1) and its words in another
+    order (label 0), so an order-blind model sees the same multiset twice with both labels and is at chance.
+    Sentences with no other order are left out; labels are balanced by construction."""
+    rng = random.Random(seed)
+    pairs = []
+    for sentence in sentences:
+        words = sentence.split()
+        other = shuffled_words(words, rng)
+        if other is None:
+            continue
+        pairs += [(" ".join(words), 1), (" ".join(other), 0)]
+    return pairs
