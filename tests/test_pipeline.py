@@ -25,6 +25,33 @@ hydra:
     params:
       model.cell: rnn,lstm
 """
+# the order task made from the tiny data (stage derive@tiny_order), and two of why_rnn's contenders on it
+ORDER_DATA = """\
+name: tiny_order
+format: derived
+derived_from: tiny
+seed: 3
+labels: [shuffled, real]
+max_length: 30
+truncation_side: head
+batch_size: 16
+eval_batch_size: 64
+pool_batches: 4
+num_workers: 0
+"""
+WHY_STUDY = """\
+# @package _global_
+defaults:
+  - override /data: tiny_order
+  - override /embedding: word2vec
+task:
+  examples: []
+  shuffled_test_seed: null
+hydra:
+  sweeper:
+    params:
+      arch: bag,lstm
+"""
 
 
 def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -45,16 +72,21 @@ def repo(tmp_path_factory) -> Path:
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
         copy(REPO / name, root / name)
     (root / "conf/experiment/tiny_study.yaml").write_text(STUDY)
+    (root / "conf/experiment/tiny_why.yaml").write_text(WHY_STUDY)
+    (root / "conf/data/tiny_order.yaml").write_text(ORDER_DATA)
     # word2vec keeps its default workers (1): the two-clone test below checks that the default repeats exactly
     overrides = [o for o in TINY if not o.startswith(("data=", "embedding="))] + [
         "trainer.max_epochs=2", "++embedding.iterations=3"]
     (root / "conf/pipeline.yaml").write_text(json.dumps({
         "datasets": {"tiny": {"tokenizer": "word"}},
-        "embeddings": {f"tiny-{name}": {"data": "tiny", "embedding": name, "corpus": "tiny"}
-                       for name in ("word2vec", "glove")},
+        "derived": {"tiny_order": {"from": "tiny", "tokenizer": "word"}},
+        "embeddings": {**{f"tiny-{name}": {"data": "tiny", "embedding": name, "corpus": "tiny"}
+                          for name in ("word2vec", "glove")},
+                       "tiny_order-word2vec": {"data": "tiny_order", "embedding": "word2vec", "corpus": "tiny"}},
         "studies": {"tiny_study": {"data": "tiny", "inputs": "data/tiny/embeddings/word2vec",
                                    # a study may set Hydra's own keys, and sweep a key itself
-                                   "overrides": ["hydra.job.chdir=false", "model.cell=rnn,lstm"]}},
+                                   "overrides": ["hydra.job.chdir=false", "model.cell=rnn,lstm"]},
+                    "tiny_why": {"data": "tiny_order", "inputs": "data/tiny_order/embeddings/word2vec"}},
         "launcher": [], "overrides": overrides}))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     _dvc(root, "init", "-q")
@@ -78,6 +110,27 @@ def test_repro_builds_every_stage_output(repo):
     assert "test_acc" in shown and "word2vec-lstm-1l-uni" in shown
 
 
+def test_the_order_task_puts_an_order_blind_model_at_chance(repo):
+    """derive@tiny_order pairs every text with its words in another order, in the text's own split; the bag of
+    embeddings gives both members of a pair the same prediction, so it scores exactly one half."""
+    from datasets import load_from_disk
+
+    parts = load_from_disk(str(repo / "data/tiny_order/prepared/data"))
+    real_texts = {split: {t for t, label in zip(parts[split]["text"], parts[split]["label"], strict=True) if label}
+                  for split in ("train", "validation", "test")}
+    assert not (real_texts["train"] & real_texts["test"]) and not (real_texts["train"] & real_texts["validation"])
+    for split in ("train", "validation", "test"):
+        texts, labels = parts[split]["text"], parts[split]["label"]
+        assert labels == [1, 0] * (len(labels) // 2) and len(labels) > 0
+        assert all(sorted(a.split()) == sorted(b.split()) and a != b for a, b in zip(texts[::2], texts[1::2],
+                                                                                     strict=True))
+    sweep = json.loads((repo / "results/tiny_why/runs.json").read_text())
+    by_model = {r["config"]["model"]: r for r in sweep["runs"]}
+    assert set(by_model) == {"bag", "recurrent"} and all(r["status"] == "FINISHED" for r in sweep["runs"])
+    assert by_model["bag"]["test_acc"] == 0.5
+    assert "| bag |" in (repo / "results/tiny_why/report.md").read_text()
+
+
 def test_second_repro_does_nothing(repo):
     out = _dvc(repo, "repro").stdout
     assert "Running stage" not in out
@@ -97,8 +150,12 @@ def test_changing_one_parameter_invalidates_only_the_stage_that_reads_it(repo, c
         status = json.loads(_dvc(repo, "status", "--json").stdout)
         # only that stage is invalidated (its new outputs then cascade to the stages after it), and the cheap
         # configure stage, which re-reads conf/ to see whether a sweep job's config changed
-        assert status == {stage: [{"changed deps": {conf_file: {key: "modified"}}}],
-                          "configure@tiny_study": [{"changed deps": {"conf": "modified"}}]}
+        expected = {stage: [{"changed deps": {conf_file: {key: "modified"}}}],
+                    **{f"configure@{study}": [{"changed deps": {"conf": "modified"}}]
+                       for study in ("tiny_study", "tiny_why")}}
+        if stage == "tokenize@tiny":  # the order task is tokenized by its own stage, with the same tokenizer
+            expected["derive@tiny_order"] = [{"changed deps": {conf_file: {key: "modified"}}}]
+        assert status == expected
     finally:
         path.write_text(original)
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
@@ -112,12 +169,13 @@ def test_a_key_only_training_reads_invalidates_the_sweep(repo):
     assert "dropout: 0.3 " in original
     try:
         path.write_text(original.replace("dropout: 0.3 ", "dropout: 0.1 ", 1))
-        _dvc(repo, "repro", "configure@tiny_study")
+        _dvc(repo, "repro", "configure")
         status = json.loads(_dvc(repo, "status", "--json").stdout)
-        assert status == {"sweep@tiny_study": [{"changed deps": {"results/tiny_study/configs.json": "modified"}}]}
+        assert status == {f"sweep@{study}": [{"changed deps": {f"results/{study}/configs.json": "modified"}}]
+                          for study in ("tiny_study", "tiny_why")}  # tiny_why's lstm reads it too, its bag does not
     finally:
         path.write_text(original)
-        _dvc(repo, "repro", "configure@tiny_study")  # the same configs.json as before, byte for byte
+        _dvc(repo, "repro", "configure")  # the same configs.json as before, byte for byte
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
 
 

@@ -97,6 +97,9 @@ def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp
     table = [line for line in markdown.splitlines() if line.startswith("| word2vec |")]
     assert len(table) == 2 and all("| 2 |" in line and " ± " in line for line in table)
     assert "paired t-tests by seed" in markdown and "The runner-up: " in markdown  # the runs share seeds 1, 2
+    # the lecture's sentences as every classifier labelled them, and why (the words' log-odds in the train split)
+    assert "P(positive) that each configuration gives the lecture's sentences" in markdown
+    assert '"movie was good"' in markdown and "log-odds of positive against negative in the train split" in markdown
     page = (out / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)

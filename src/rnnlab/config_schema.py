@@ -105,7 +105,7 @@ BAG_POOLINGS = ("mean", "max")
 ATTENTIONS = ("none", "additive", "dot")
 TASK_KINDS = ("classify", "ner", "lm", "longrange", "translation", "generate")
 EMBEDDINGS = ("onehot", "learned", "word2vec", "glove", "pretrained")
-DATA_FORMATS = ("csv", "conll", "treebank", "text", "pairs", "synthetic")
+DATA_FORMATS = ("csv", "conll", "treebank", "text", "pairs", "synthetic", "derived")
 PROBLEMS = ("adding", "copy")
 SOURCE_KINDS = ("pinned_wheel", "hub", "local")
 STRATEGIES = ("greedy", "sample", "topk")
@@ -202,6 +202,8 @@ GROUPS: dict[str, Group] = {
         "pairs": {"source_column": COUNT, "target_column": COUNT, "source_language": Str(),
                   "target_language": Str(), "max_words": Int(ge=1, nullable=True, note="null = no limit"),
                   **SPLIT, **BUCKETS},
+        "derived": {"derived_from": NONEMPTY, "seed": SEED, "labels": ListOf(AnyOf(Str(), Int()), min_items=2),
+                    **TRUNCATION, **BUCKETS},
         "synthetic": {"problem": Str(*PROBLEMS), "length": POSITIVE, "num_symbols": Int(ge=2),
                       "copy_length": POSITIVE, **under("sizes", {s: POSITIVE for s in ("train", "validation", "test")}),
                       "seed": SEED},
@@ -303,6 +305,7 @@ PIPELINE = {  # conf/pipeline.yaml (what `dvc repro` builds)
     "datasets": Map(), "datasets.*": Map(), "datasets.*.tokenizer": Str(),
     "embeddings": Map(), "embeddings.*": Map(),
     **{f"embeddings.*.{key}": Str() for key in ("data", "embedding", "corpus")},
+    "derived": Map(), "derived.*": Map(), "derived.*.from": Str(), "derived.*.tokenizer": Str(),
     "studies": Map(), "studies.*": Map(), "studies.*.data": Str(), "studies.*.inputs": Str(),
     "studies.*.overrides": ListOf(Str()),
     "launcher": ListOf(Str()),

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import random
 import zlib
+from pathlib import Path
 
 import torch
+
+from rnnlab.data.conventions import SPLITS
 
 
 def shuffle_within_length(ids: torch.Tensor, lengths: torch.Tensor, seed: int) -> torch.Tensor:
@@ -48,3 +51,39 @@ def order_pairs(sentences: list[str], seed: int) -> list[tuple[str, int]]:
             continue
         pairs += [(" ".join(words), 1), (" ".join(other), 0)]
     return pairs
+
+
+def derive_order_task(data_cfg, source_dir: str | Path, out_dir: str | Path) -> dict:
+    """The order task's prepared splits from another data set's (`data.derived_from`): each split's texts become
+    (real, shuffled) pairs in that same split, so no sentence is in two splits; a text already seen in an earlier
+    split is left out of the later one. Saved like any prepared data set (text, label: the index into
+    data.labels, [shuffled, real]); returns the counts."""
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    from rnnlab.errors import ConfigError, DataError
+    from rnnlab.io import atomic_dir, write_json
+
+    labels = [str(label) for label in data_cfg.labels]
+    if labels != ["shuffled", "real"]:
+        raise ConfigError(f"data.labels={labels}: the order task's labels are [shuffled, real] (label 1 = the "
+                          "sentence as written)")
+    if not (Path(source_dir) / "data/dataset_dict.json").exists():
+        raise DataError(f"{source_dir} holds no prepared splits of data.derived_from={data_cfg.derived_from}: "
+                        f"run `dvc repro prepare@{data_cfg.derived_from}` first")
+    source = load_from_disk(str(Path(source_dir) / "data"))
+    seen: set[str] = set()
+    parts, stats = {}, {}
+    for index, split in enumerate(SPLITS):
+        texts = []
+        for text in source[split]["text"]:
+            key = " ".join(text.split())
+            if key and key not in seen:
+                seen.add(key)
+                texts.append(key)
+        pairs = order_pairs(texts, seed=data_cfg.seed * 10 + index)
+        parts[split] = Dataset.from_dict({"text": [t for t, _ in pairs], "label": [label for _, label in pairs]})
+        stats[split] = {"sentences": len(pairs) // 2, "texts": len(pairs)}
+    with atomic_dir(out_dir) as tmp:
+        DatasetDict(parts).save_to_disk(str(tmp / "data"))
+        write_json(tmp / "stats.json", stats)
+    return stats

@@ -9,6 +9,7 @@ import html
 from rnnlab.reporting.markdown import (
     NOTES,
     WALL_TIME_NOTES,
+    examples_table,
     group_table,
     machine_line,
     reproducibility,
@@ -49,6 +50,12 @@ def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[
               f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
               for caption, png in figures.values()]
     summary = "".join(f"<p>{_inline(line)}</p>" for line in summary_lines(rows, groups, links=True))
+    probe = examples_table(groups)
+    if probe:
+        summary += (f"<p>{_inline(probe['intro'])}</p><table><tr>"
+                    + "".join(f"<th>{html.escape(h)}</th>" for h in probe["header"]) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+                              for cells in probe["body"]) + f"</table><p>{_inline(probe['odds'])}</p>")
     machine = sweep_machine(rows)
     provenance = [f"MLflow parent run <code>{html.escape(sweep['parent_run_id'])}</code>"] if sweep.get(
         "parent_run_id") else []

@@ -32,7 +32,7 @@ def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str]
             if key not in group["mean"]:
                 cells.append("-")
             elif group["ci"].get(key) is not None and not key.startswith("params_"):
-                cells.append(f"{fmt.format(group['mean'][key])} ± {fmt.format(group['ci'][key])}")
+                cells.append(f"{fmt.format(group['mean'][key])} ± {fmt.replace('+', '').format(group['ci'][key])}")
             else:
                 cells.append(fmt.format(group["mean"][key]))
         body.append(cells)
@@ -95,14 +95,14 @@ def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> 
     return lines
 
 
-def examples_lines(groups: list[dict]) -> list[str]:
+def examples_table(groups: list[dict]) -> dict | None:
     """The fixed sentences each classifier labelled (task.examples): per configuration the mean probability of the
-    last label over its seeds, then the words' log-odds in the train split, which say why."""
+    last label over its seeds, and the words' log-odds in the train split, which say why. None without them."""
     probes = [(g, [r["examples"] for r in g["runs"] if r.get("examples") and r["status"] == "FINISHED"])
               for g in groups]
     probes = [(g, found) for g, found in probes if found]
     if not probes:
-        return []
+        return None
     first = probes[0][1][0]
     label = first["word_log_odds"]["of"].split(" against ")[0]
     texts = [e["text"] for e in first["examples"]]
@@ -111,10 +111,18 @@ def examples_lines(groups: list[dict]) -> list[str]:
         means = [statistics.fmean(p["examples"][i]["probabilities"][label] for p in found) for i in range(len(texts))]
         body.append([config_key(group["config"]), *(f"{m:.2f}" for m in means)])
     odds = ", ".join(f"{word} {value:+.2f}" for word, value in first["word_log_odds"]["words"].items())
-    return [f"P({label}) that each configuration gives the lecture's sentences (`task.examples`), mean over seeds:",
-            "", markdown_table(["configuration", *(f'"{t}"' for t in texts)], body), "",
-            f"Their words' log-odds of {first['word_log_odds']['of']} in the train split (add-one smoothed; words "
-            f"the split lacks are left out): {odds}."]
+    return {"intro": f"P({label}) that each configuration gives the lecture's sentences (`task.examples`), mean "
+                     "over seeds:",
+            "header": ["configuration", *(f'"{t}"' for t in texts)], "body": body,
+            "odds": f"Their words' log-odds of {first['word_log_odds']['of']} in the train split (add-one "
+                    f"smoothed; words the split lacks are left out): {odds}."}
+
+
+def examples_lines(groups: list[dict]) -> list[str]:
+    table = examples_table(groups)
+    if table is None:
+        return []
+    return [f"{table['intro']}\n\n{markdown_table(table['header'], table['body'])}", table["odds"]]
 
 
 def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None = None,

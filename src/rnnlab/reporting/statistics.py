@@ -147,8 +147,9 @@ def significance(groups: list[dict]) -> list[str]:
                          "at their spread between seeds); smaller true differences go unseen.")
     factors = factor_comparisons(order, key)
     if factors:
+        family = f"Holm-adjusted over {len(factors)} comparisons" if len(factors) > 1 else "one comparison"
         lines.append(f"By factor, each paired over the configurations that differ only in it and their seeds "
-                     f"(Holm-adjusted over {len(factors)} comparisons):")
+                     f"({family}):")
         lines += ["- " + sentence(c, name, higher) for c in factors]
     return lines
 
