@@ -48,7 +48,7 @@ def resolved(group: str, option: str) -> dict:
 def test_conf_has_the_groups_the_schema_knows():
     groups = {group for group, _ in OPTIONS}
     assert set(schema.GROUPS) <= groups
-    assert groups - set(schema.GROUPS) == {"experiment", "hparams_search"}  # they only set other groups' keys
+    assert groups - set(schema.GROUPS) == {"experiment", "hparams_search", "arch"}  # they only set other groups' keys
     assert len(OPTIONS) > 40
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 
 from rnnlab.data.conventions import SPLITS
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.io import atomic_dir, write_json
 
 
 def shuffle_within_length(ids: torch.Tensor, lengths: torch.Tensor, seed: int) -> torch.Tensor:
@@ -59,9 +61,6 @@ def derive_order_task(data_cfg, source_dir: str | Path, out_dir: str | Path) -> 
     split is left out of the later one. Saved like any prepared data set (text, label: the index into
     data.labels, [shuffled, real]); returns the counts."""
     from datasets import Dataset, DatasetDict, load_from_disk
-
-    from rnnlab.errors import ConfigError, DataError
-    from rnnlab.io import atomic_dir, write_json
 
     labels = [str(label) for label in data_cfg.labels]
     if labels != ["shuffled", "real"]:

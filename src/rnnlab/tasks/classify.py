@@ -12,6 +12,7 @@ from torch import nn
 from rnnlab.data.conventions import UNK_ID
 from rnnlab.data.datamodule import ClassificationDataModule
 from rnnlab.data.tokenization import load_tokenizer
+from rnnlab.errors import ConfigError
 from rnnlab.io import write_json
 from rnnlab.tasks.base import Built, TaskModule, input_layer, run_output_dir
 
@@ -48,8 +49,6 @@ def classify_texts(model, tokenizer, data_cfg, texts: list[str]) -> list[dict]:
     ids = [torch.tensor(truncate(tokenizer.encode(text).ids, data_cfg.max_length, data_cfg.truncation_side))
            for text in texts]
     if any(len(row) == 0 for row in ids):
-        from rnnlab.errors import ConfigError
-
         raise ConfigError("an empty text cannot be classified: give at least one word per text")
     input_ids, lengths = pad_batch(ids)
     device = next(model.parameters()).device
