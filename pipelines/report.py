@@ -11,6 +11,7 @@ from rnnlab.errors import exit_on_user_error
 @exit_on_user_error
 def main() -> None:
     from rnnlab.reporting.files import write_report
+    from rnnlab.reporting.parent_run import attach_report, register_best
 
     study = sys.argv[1]
     out = Path("results") / study
@@ -18,6 +19,16 @@ def main() -> None:
     written = write_report(out, f"Study `{study}`", sweep)
     print(written["markdown"].read_text())
     print(f"report: {written['html']}")
+    # the tracking store: $MLFLOW_TRACKING_URI, else ./mlflow.db (the sweep's runs.json names its parent run)
+    metrics = json.loads(written["metrics"].read_text())
+    if attach_report(out, sweep["parent_run_id"], metrics):
+        print(f"report: attached to the sweep's MLflow parent run {sweep['parent_run_id']}")
+        registered = register_best(study, sweep["runs"])
+        if registered:
+            print(f"report: the best configuration's best run (by validation) is {registered}")
+    else:
+        print(f"report: the sweep's parent run {sweep['parent_run_id']} is not in this tracking store "
+              "(results made elsewhere): the report files are written, not attached")
 
 
 if __name__ == "__main__":

@@ -100,35 +100,30 @@ def tail(path: Path, chars: int = 4000) -> str:
 
 
 @contextlib.contextmanager
-def make_mlflow_server(log: Path, env: dict | None = None, **variables: str):
-    """`make mlflow-server` (the documented command) with these Makefile variables, on a free port of 127.0.0.1;
-    yields the server's URI once /health answers, and stops its whole process group (make, mlflow, uvicorn)."""
+def http_service(command: list[str], check_url: str, log: Path, what: str, env: dict | None = None):
+    """Start `command` in its own process group (output to `log`), wait until `check_url` answers 200 (at most
+    180 s), yield, then stop the whole group (make, mlflow, uvicorn, ...)."""
     import signal
     import time
     import urllib.request
 
-    venv, port = Path(sys.prefix), free_port()
-    command = ["make", "-s", "-C", str(REPO), "-o", f"{venv}/.installed", "mlflow-server", f"VENV={venv}",
-               "MLFLOW_HOST=127.0.0.1", f"MLFLOW_PORT={port}", "MLFLOW_SERVER_ARGS=--workers 2",
-               *(f"{key}={value}" for key, value in variables.items())]
     with open(log, "w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited ({proc.returncode}) before answering:\n{tail(log)}")
+                pytest.fail(f"{what} exited ({proc.returncode}) before answering:\n{tail(log)}")
             try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
+                with urllib.request.urlopen(check_url, timeout=5) as response:
                     if response.status == 200:
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server on {uri} did not answer /health within 180 s:\n{tail(log)}")
+                pytest.fail(f"{what} did not answer {check_url} within 180 s:\n{tail(log)}")
             time.sleep(0.5)
-        yield uri
+        yield
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -137,6 +132,45 @@ def make_mlflow_server(log: Path, env: dict | None = None, **variables: str):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@contextlib.contextmanager
+def make_mlflow_server(log: Path, env: dict | None = None, **variables: str):
+    """`make mlflow-server` (the documented command) with these Makefile variables, on a free port of 127.0.0.1;
+    yields the server's URI once /health answers, and stops its whole process group (make, mlflow, uvicorn)."""
+    venv, port = Path(sys.prefix), free_port()
+    command = ["make", "-s", "-C", str(REPO), "-o", f"{venv}/.installed", "mlflow-server", f"VENV={venv}",
+               "MLFLOW_HOST=127.0.0.1", f"MLFLOW_PORT={port}", "MLFLOW_SERVER_ARGS=--workers 2",
+               *(f"{key}={value}" for key, value in variables.items())]
+    uri = f"http://127.0.0.1:{port}"
+    with http_service(command, f"{uri}/health", log, "mlflow server", env):
+        yield uri
+
+
+@contextlib.contextmanager
+def served_model(model_uri: str, tracking_uri: str, log: Path):
+    """`mlflow models serve -m <model_uri> --env-manager local` on a free port of 127.0.0.1; yields a function
+    that POSTs a list of texts to /invocations and returns the JSON answer."""
+    import json
+    import urllib.request
+
+    port = free_port()
+    # as from the project's activated venv: MLflow starts the venv's uvicorn by name
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager",
+               "local", "-h", "127.0.0.1", "-p", str(port)]
+    url = f"http://127.0.0.1:{port}"
+
+    def ask(texts: list[str]) -> dict:
+        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}}).encode()
+        request = urllib.request.Request(f"{url}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    with http_service(command, f"{url}/ping", log, "mlflow models serve", env):
+        yield ask
 
 
 def run_module(module: str, project: Path, *args: str, tracking_uri: str,
@@ -157,6 +191,18 @@ def run_train(project: Path, *overrides: str, tracking_uri: str, check: bool = T
     if check and proc.returncode != 0:
         raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def train_one_run(project: Path, store: Path, *overrides: str):
+    """One tiny real training run (TINY + overrides) into a SQLite store of its own under `store`, its output
+    under store/run: (tracking uri, the run read back)."""
+    from rnnlab.tracking import runs
+
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    run_train(project, *overrides, f"hydra.run.dir={store / 'run'}", tracking_uri=uri)
+    client = runs.client(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("sentiment-tiny").experiment_id])
+    return uri, run
 
 
 def grid_sweep_children(client, all_runs: list) -> list:

@@ -252,6 +252,25 @@ def test_a_training_run_logs_gradient_flow_and_gates_to_mlflow(analysed_run, tmp
 
 
 @pytest.mark.slow
+def test_analysing_some_seeds_only_leaves_the_other_runs_as_they_were(analysed_run, tiny_project, tmp_path):
+    """analysis.seeds=[7] on a run of another seed: no analyses, and the very same metrics as the analysed run
+    (the analyses never change what training does: a sweep can analyse one seed per configuration)."""
+    from rnnlab.tracking import runs
+
+    uri, run_id = analysed_run
+    other = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_train(tiny_project, "model.cell=lstm", "model.num_layers=2", "trainer.max_epochs=2",
+              "analysis.gradient_flow=true", "analysis.gates=true", "analysis.seeds=[7]",
+              f"hydra.run.dir={tmp_path / 'run'}", tracking_uri=other)
+    client = runs.client(other)
+    (run,) = client.search_runs([client.get_experiment_by_name("sentiment-tiny").experiment_id])
+    assert not client.list_artifacts(run.info.run_id, "analysis")
+    analysed = runs.client(uri).get_run(run_id).data.metrics
+    for key in ("best_val_acc", "test_acc", "test_loss", "test_f1"):
+        assert run.data.metrics[key] == analysed[key], key
+
+
+@pytest.mark.slow
 def test_rnnlab_analyze_rebuilds_the_runs_initial_weights_and_logs_a_sentence(analysed_run, tiny_project,
                                                                             tmp_path, monkeypatch, capsys):
     from rnnlab.analyze import main

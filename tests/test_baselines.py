@@ -94,7 +94,7 @@ def test_the_baselines_train_and_log_their_shuffled_test_accuracy(model, tiny_pr
     client = runs.client(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("sentiment-tiny").experiment_id])
     metrics = run.data.metrics
-    assert run.info.status == "FINISHED" and run.info.run_name == f"word2vec-{'bag-mean' if model == 'bag' else 'cnn'}"
+    assert run.info.status == "FINISHED" and run.info.run_name == f"word2vec-{'bag-mean' if model == 'bag' else 'cnn'}-seed1234"
     assert 0 <= metrics["test_acc_shuffled"] <= 1
     assert metrics["test_order_drop"] == pytest.approx(metrics["test_acc"] - metrics["test_acc_shuffled"])
     with tempfile.TemporaryDirectory() as tmp:

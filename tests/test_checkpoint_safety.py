@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_module, run_train
+from conftest import run_module, run_train, train_one_run
 from omegaconf import OmegaConf
 
 from rnnlab import checkpoints
@@ -45,10 +45,7 @@ def _craft(real: Path, out: Path, marker: Path) -> Path:
 def trained(tiny_project, tmp_path_factory):
     """(tracking uri, run, output dir) of one tiny real training run in a SQLite store of its own."""
     tmp = tmp_path_factory.mktemp("checkpoint_safety")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    run_train(tiny_project, "model.cell=gru", f"hydra.run.dir={tmp / 'run'}", tracking_uri=uri)
-    client = runs.client(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("sentiment-tiny").experiment_id])
+    uri, run = train_one_run(tiny_project, tmp, "model.cell=gru")
     return uri, run, tmp / "run"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, served_model
 
 from rnnlab.data.conll import read_conll, tag_set
 from rnnlab.data.tagging import IGNORE, collate, encode_sentence
@@ -223,6 +223,17 @@ def test_a_tiny_tagger_learns_and_logs_entity_scores_to_mlflow(ner_project, tmp_
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert "Chen/B-PER" in predicted.stdout and "Oslo/B-LOC" in predicted.stdout
     assert "Acme/B-ORG Corp/I-ORG" in predicted.stdout
+    # the run's MLflow model tags the same, loaded by pyfunc and served over HTTP
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    sentence = "the report said mr Chen visited Oslo for Acme Corp ."
+    expected = " ".join(pair.rsplit("/", 1)[1] for pair in predicted.stdout.split())
+    assert model.predict(pd.DataFrame({"text": [sentence]}))["tags"][0] == expected
+    with served_model(f"runs:/{run.info.run_id}/model", uri, tmp_path / "serve.log") as ask:
+        assert ask([sentence])["predictions"][0]["tags"] == expected
 
 
 @pytest.mark.slow

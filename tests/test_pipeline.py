@@ -108,6 +108,24 @@ def test_repro_builds_every_stage_output(repo):
     assert "| word2vec | rnn | 1 | uni |" in report and "| word2vec | lstm | 1 | uni |" in report
     shown = _dvc(repo, "metrics", "show", "--json").stdout
     assert "test_acc" in shown and "word2vec-lstm-1l-uni" in shown
+    # the report is attached to the sweep's MLflow parent run, named after the study
+    from rnnlab.tracking import runs
+
+    client = runs.client(f"sqlite:///{repo / 'mlflow.db'}")
+    parent = client.get_run(sweep["parent_run_id"])
+    assert parent.info.run_name.startswith("tiny_study ")
+    files = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.html", "report/report.md", "report/metrics.json", "report/figures"} <= files
+    assert "word2vec-lstm-1l-uni/test_acc" in parent.data.metrics
+    # and the study's best configuration's best run (by validation) is the registered model tiny_study@best
+    best = client.get_model_version_by_alias("tiny_study", "best")
+    by_run = {r["run_id"]: r for r in sweep["runs"]}
+    chosen = by_run[best.run_id]
+    assert chosen["best_val_acc"] == max(r["best_val_acc"] for r in sweep["runs"] if r["config"] == chosen["config"])
+    predicted = subprocess.run([sys.executable, "-m", "rnnlab.predict", "model=models:/tiny_study@best",
+                                "text=a wonderful film"], cwd=repo, capture_output=True, text=True,
+                               env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
+    assert predicted.returncode == 0 and predicted.stdout.split("\t")[0] in ("negative", "positive"), predicted.stderr
 
 
 def test_the_order_task_puts_an_order_blind_model_at_chance(repo):

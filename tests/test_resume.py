@@ -57,7 +57,7 @@ def test_a_killed_sweep_resumes_skipping_finished_runs_and_continuing_the_killed
     second = _sweep(tiny_project, tmp_path, "second", "resume=true", tracking_uri=uri)
     assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
     log = (tmp_path / "second.log").read_text()
-    assert f"skipping word2vec-rnn-1l-uni: run {before['rnn'].info.run_id}" in log
+    assert f"skipping word2vec-rnn-1l-uni-seed1234: run {before['rnn'].info.run_id}" in log
     assert f"continuing run {before['lstm'].info.run_id}" in log
 
     all_runs = client.search_runs([exp.experiment_id])

@@ -128,7 +128,7 @@ def test_a_job_killed_after_training_is_never_finished_and_resume_tests_it(tiny_
 
     resumed = _train(tiny_project, uri, *KILLED_AFTER_FIT, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"run {run.info.run_id} (word2vec-gru-1l-uni) had finished training when it stopped" in resumed.stdout
+    assert f"run {run.info.run_id} (word2vec-gru-1l-uni-seed1234) had finished training when it stopped" in resumed.stdout
     (after,) = _train_runs(client)
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == epochs  # tested, not trained again

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import run_train
 
 from rnnlab import checkpoints
@@ -58,8 +59,10 @@ def test_the_reported_validation_score_is_the_selected_checkpoints(tiny_project,
     client = runs.client(uri)
     run = _the_run(client)
     run_id, metrics = run.info.run_id, run.data.metrics
-    assert run.data.params["callbacks.checkpoint.monitor"] == "val_acc"  # classification: validation accuracy
-    assert run.data.params["callbacks.early_stopping.monitor"] == "val_acc"
+    config = yaml.safe_load(open(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))))
+    assert config["callbacks"]["checkpoint"]["monitor"] == "val_acc"  # classification: validation accuracy
+    assert config["callbacks"]["early_stopping"]["monitor"] == "val_acc"
+    assert run.data.params["task.objective.metric"] == "val_acc"
     history = _history(client, run_id, "val_acc")
     assert len(history) == 4 and metrics["best_val_acc"] == max(history)
     with tempfile.TemporaryDirectory() as tmp:

@@ -182,7 +182,7 @@ def test_credentials_in_the_tracking_uri_never_reach_params_tags_artifacts_or_ou
     for run in all_runs:
         texts[f"params/tags of {run.info.run_name}"] = repr(run.data.params) + repr(run.data.tags)
         if run.data.tags.get("rnnlab.kind") == "train":
-            assert run.data.params["logger.tracking_uri"] == auth_server.uri
+            assert not [key for key in run.data.params if key.startswith("logger.")]  # never a param
             config = admin.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path / run.info.run_id))
             texts[f"config.yaml of {run.info.run_name}"] = Path(config).read_text()
             assert f"tracking_uri: {auth_server.uri}\n" in texts[f"config.yaml of {run.info.run_name}"]

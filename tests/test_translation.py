@@ -15,7 +15,7 @@ from conftest import REPO, run_module
 from omegaconf import OmegaConf
 
 from rnnlab.data.splits import grouped_split
-from rnnlab.models.decoding import beam_search, greedy
+from rnnlab.models.decoding import beam_search, beam_search_sentence, greedy
 from rnnlab.models.seq2seq import Seq2Seq
 from rnnlab.tasks.translation import count_words, detokenize, sequence_loss
 
@@ -199,8 +199,8 @@ def test_beam_search_with_beam_1_is_greedy_decoding(attention, cell, bidirection
         sources, lengths = _padded_sources([3, 6, 4, 5, 2], seed=seed)
         for row, found in enumerate(greedy(model, sources, lengths, bos_id=1, eos_id=2, max_length=8)):
             n = int(lengths[row])
-            beamed = beam_search(model, sources[row:row + 1, :n], lengths[row:row + 1], bos_id=1, eos_id=2, beam=1,
-                                 max_length=8)
+            beamed = beam_search_sentence(model, sources[row:row + 1, :n], lengths[row:row + 1], bos_id=1, eos_id=2,
+                                          beam=1, max_length=8)
             assert beamed.ids == found.ids
             assert beamed.score == pytest.approx(found.score, abs=1e-4) or len(found.ids) == 8
 
@@ -215,29 +215,32 @@ def test_decoding_leaves_a_training_model_in_training_mode():
     assert model.training and all(m.training for m in model.modules())
     assert [d.ids for d in greedy(model.eval(), sources, lengths, bos_id=1, eos_id=2, max_length=6)] == \
         [d.ids for d in first]  # decoded without dropout, as in eval mode
-    model.train()
-    beam_search(model, sources[:1, :4], lengths[:1], bos_id=1, eos_id=2, beam=3, max_length=6)
+    for decode in (beam_search, beam_search_sentence):
+        model.train()
+        decode(model, sources[:1, :4], lengths[:1], bos_id=1, eos_id=2, beam=3, max_length=6)
+        assert model.training and all(m.training for m in model.modules())
     assert model.training and all(m.training for m in model.modules())
 
 
 def test_a_wider_beam_never_finds_a_less_probable_translation():
     model = _model("additive", seed=4)
     sources, lengths = _padded_sources([5], seed=4)
-    scores = [beam_search(model, sources[:, :5], lengths, bos_id=1, eos_id=2, beam=b, length_penalty=0,
-                          max_length=8).score for b in (1, 3, 8)]
+    scores = [beam_search_sentence(model, sources[:, :5], lengths, bos_id=1, eos_id=2, beam=b, length_penalty=0,
+                                   max_length=8).score for b in (1, 3, 8)]
     assert scores[0] <= scores[1] + 1e-5 and scores[1] <= scores[2] + 1e-5
 
 
-def test_the_encoder_decoder_learns_to_copy_and_reverse_nearly_perfectly():
-    """Proves the wiring end to end: target = the source reversed (ids 3..12), learned to >= 95% exact output."""
+@pytest.fixture(scope="module")
+def reverser():
+    """A Seq2Seq trained to write its source reversed (ids 3..12; 1 = <bos>, 2 = <eos>) and a batch drawer."""
     torch.manual_seed(0)
     rng = random.Random(0)
     model = Seq2Seq(13, 13, embedding_dim=16, cell="gru", hidden_size=32, bidirectional=True,
                     attention="additive", attention_size=32)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
 
-    def batch(size):
-        sources = [[rng.randint(3, 12) for _ in range(rng.randint(2, 6))] for _ in range(size)]
+    def batch(size, longest=6):
+        sources = [[rng.randint(3, 12) for _ in range(rng.randint(2, longest))] for _ in range(size)]
         ids, lengths = _pad(sources)
         targets = _pad([[1, *reversed(s), 2] for s in sources])[0]
         return ids, lengths, targets, sources
@@ -250,10 +253,56 @@ def test_the_encoder_decoder_learns_to_copy_and_reverse_nearly_perfectly():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    return model.eval(), batch, float(loss)
+
+
+def test_the_encoder_decoder_learns_to_copy_and_reverse_nearly_perfectly(reverser):
+    """Proves the wiring end to end: target = the source reversed, learned to >= 95% exact output."""
+    model, batch, loss = reverser
     ids, lengths, _, sources = batch(200)
     decoded = greedy(model, ids, lengths, bos_id=1, eos_id=2)
     exact = sum(d.ids == list(reversed(s)) for d, s in zip(decoded, sources, strict=True)) / len(sources)
     assert exact >= 0.95, f"exact reversals {exact:.2f}, last loss {float(loss):.3f}"
+
+
+def _assert_same_decoding(batched, alone):
+    assert batched.ids == alone.ids
+    assert batched.score == pytest.approx(alone.score, abs=1e-4)
+    if alone.attention is None:
+        assert batched.attention is None
+    else:
+        assert batched.attention.shape == alone.attention.shape
+        assert torch.allclose(batched.attention, alone.attention, atol=1e-5)
+
+
+@pytest.mark.parametrize("beam", [2, 5])
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6, 1.0])
+def test_batched_beam_search_finds_what_the_one_sentence_search_finds(reverser, beam, length_penalty):
+    """All sentences decoded together, some finishing early (they leave the batch), some longer than the model
+    was trained on: every sentence gets exactly the translation, score and attention the one-sentence reference
+    finds for it alone (its own max_length, its own unpadded source)."""
+    model, batch, _ = reverser
+    ids, lengths, _, _ = batch(24, longest=9)
+    found = beam_search(model, ids, lengths, bos_id=1, eos_id=2, beam=beam, length_penalty=length_penalty)
+    assert len(found) == len(lengths)
+    for row, n in enumerate(lengths.tolist()):
+        alone = beam_search_sentence(model, ids[row:row + 1, :n], lengths[row:row + 1], bos_id=1, eos_id=2,
+                                     beam=beam, length_penalty=length_penalty)
+        _assert_same_decoding(found[row], alone)
+
+
+@pytest.mark.parametrize("attention,cell,bidirectional", [("none", "gru", False), ("additive", "lstm", True),
+                                                          ("dot", "rnn", True)])
+def test_batched_beam_search_equals_the_reference_when_nothing_ends_early(attention, cell, bidirectional):
+    """Untrained models rarely emit <eos>: sentences run out of room at their own max_length (forced <eos>)."""
+    model = _model(attention, cell, bidirectional, seed=1)
+    sources, lengths = _padded_sources([3, 6, 4, 5, 2], seed=1)
+    for beam, penalty in ((1, 1.0), (3, 0.0), (4, 1.0)):
+        found = beam_search(model, sources, lengths, bos_id=1, eos_id=2, beam=beam, length_penalty=penalty)
+        for row, n in enumerate(lengths.tolist()):
+            _assert_same_decoding(found[row], beam_search_sentence(
+                model, sources[row:row + 1, :n], lengths[row:row + 1], bos_id=1, eos_id=2, beam=beam,
+                length_penalty=penalty))
 
 
 def _pad(rows):

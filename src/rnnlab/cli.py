@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from rnnlab.config_schema import typed
 from rnnlab.errors import ConfigError
+from rnnlab.tracking.runs import registered_model_run
 
 
 def key_values(argv: list[str], schema: Mapping | set[str], usage: str) -> dict:
@@ -32,3 +33,13 @@ def print_help_if_asked(argv: list[str], usage: str, doc: str) -> bool:
     details = doc.split("\n\n", 2)[2:]  # after the summary line and the example commands
     print(usage + ("\n\n" + details[0].strip() if details else ""))
     return True
+
+
+def run_id_of(args: dict, usage: str) -> str:
+    """The training run a script reads: `run_id=`, or `model=models:/<name>@<alias>` (or `/<version>`) of the
+    model registry, whose version names its run. Exactly one of the two."""
+    if ("run_id" in args) == ("model" in args):
+        raise ConfigError(f"give exactly one of run_id= and model=; {usage}")
+    if "run_id" in args:
+        return args["run_id"]
+    return registered_model_run(args["model"], args.get("tracking_uri"))

@@ -53,12 +53,19 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     """The overrides of each job that `rnnlab-train -m <overrides>` launches, in Hydra's job order: the basic
     sweeper crosses the experiment's `hydra.sweeper.params` with the command line's (a later key wins). Hydra's own
     keys (`hydra/launcher=...`, `hydra.sweep.dir=...`) are not part of a job's config and are left out."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     task = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     fixed = [o.input_line for o in parser.parse_overrides(task) if not o.is_sweep_override()]
     params = compose(fixed, return_hydra_config=True).hydra.sweeper.get("params") or {}
-    lines = [f"{key}={value}" for key, value in params.items()] + task
-    return BasicSweeper.split_arguments(parser.parse_overrides(lines), None)[0]
+    return crossed_jobs(params, task)
+
+
+def crossed_jobs(params, task: list[str]) -> list[list[str]]:
+    """The basic sweeper's jobs: `hydra.sweeper.params` crossed with the task overrides (a later key wins)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = [f"{key}={value}" for key, value in params.items()] + list(task)
+    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)[0]

@@ -293,12 +293,14 @@ GROUPS: dict[str, Group] = {
         "artifact_location": Str(nullable=True),
         "sweep_name": Str(nullable=True),
         "log_checkpoint": Bool(),
+        "log_model": Bool(),
     }),
     "paths": Group({key: Str() for key in ("data_dir", "raw_dir", "prepared_dir", "tokenized_dir", "embeddings_dir",
                                            "results_dir")}),
     "evaluation": Group({"probes": ListOf(Str()), "neighbours": POSITIVE}),
     "analysis": Group({"gradient_flow": Bool(), "gates": Bool(), "batches": POSITIVE, "max_units": POSITIVE,
-                       "max_tokens": POSITIVE, "sentence_index": COUNT}),
+                       "max_tokens": POSITIVE, "sentence_index": COUNT,
+                       "seeds": ListOf(SEED, min_items=1, nullable=True, note="null = every seed")}),
 }
 
 PIPELINE = {  # conf/pipeline.yaml (what `dvc repro` builds)
@@ -314,11 +316,11 @@ PIPELINE = {  # conf/pipeline.yaml (what `dvc repro` builds)
 
 _ANALYSIS = GROUPS["analysis"].rules
 SCRIPT_ARGS: dict[str, dict[str, Rule]] = {  # key=value arguments of the console scripts (rnnlab.cli.key_values)
-    "rnnlab-predict": {"run_id": NONEMPTY, "text": Str(), "file": NONEMPTY, "tracking_uri": NONEMPTY},
+    "rnnlab-predict": {"run_id": NONEMPTY, "model": NONEMPTY, "text": Str(), "file": NONEMPTY, "tracking_uri": NONEMPTY},
     "rnnlab-generate": {"run_id": NONEMPTY, "model": NONEMPTY, "prompt": Str(), "words": POSITIVE,
                         "strategy": Str(*STRATEGIES), "temperature": Float(gt=0), "top_k": POSITIVE,
                         "seed": SAMPLING_SEED, "tracking_uri": NONEMPTY, "label": Str()},
-    "rnnlab-translate": {"run_id": NONEMPTY, "text": Str(), "file": NONEMPTY, "beam": Int(ge=1, note="1 = greedy"),
+    "rnnlab-translate": {"run_id": NONEMPTY, "model": NONEMPTY, "text": Str(), "file": NONEMPTY, "beam": Int(ge=1, note="1 = greedy"),
                          "length_penalty": Float(ge=0), "attention": NONEMPTY, "tracking_uri": NONEMPTY},
     "rnnlab-analyze": {"run_id": NONEMPTY, "sentence": Str(), "tracking_uri": NONEMPTY,
                        **{key: _ANALYSIS[key] for key in ("batches", "sentence_index", "max_units", "max_tokens")}},

@@ -20,13 +20,12 @@ from __future__ import annotations
 import os
 import sys
 
-from rnnlab.cli import key_values, print_help_if_asked
+from rnnlab.cli import key_values, print_help_if_asked, run_id_of
 from rnnlab.config_schema import SCRIPT_ARGS
 from rnnlab.data.conventions import EOS
 from rnnlab.data.tokenization import words as split_words
 from rnnlab.errors import ConfigError, exit_on_user_error
 from rnnlab.tasks import load_run
-from rnnlab.tracking import runs
 
 USAGE = ('usage: rnnlab-generate run_id=<MLflow run id> | model=models:/<name>/<version> [prompt="..."] '
          "[words=20] [strategy=greedy|sample|topk] [temperature=1.0] [top_k=10] [seed=0] [tracking_uri=...] "
@@ -39,32 +38,10 @@ def render(prompt: str, tokens: list[str]) -> str:
     return "\n".join(line.strip() for line in text.split(EOS))
 
 
-def run_of_model(uri: str, tracking_uri: str | None) -> str:
-    """The run id behind `models:/<name>/<version>` or `models:/<name>@<alias>` in the model registry."""
-    spec = uri.removeprefix("models:/")
-    name, sep, version = spec.rpartition("/")
-    alias = None
-    if not sep:
-        name, sep, alias = spec.rpartition("@")
-    if not uri.startswith("models:/") or not sep or not name or not (version or alias):
-        raise ConfigError(f"model={uri!r} is not models:/<registered name>/<version> (or models:/<name>@<alias>)")
-    client = runs.client(tracking_uri or runs.tracking_uri())
-    try:
-        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    except Exception as err:
-        raise ConfigError(f"model={uri!r} is not in the model registry of {tracking_uri or runs.tracking_uri()}: "
-                          "check the name and version (MLflow UI, Models)") from err
-    if not found.run_id:
-        raise ConfigError(f"model={uri!r} was registered without a run: register it from a training run")
-    return found.run_id
-
-
 def parse(argv: list[str]) -> dict:
     """key=value arguments, typed and checked (rnnlab.config_schema.SCRIPT_ARGS): one error naming the bad
     argument and what it should be; the defaults for the options not given."""
     args = key_values(argv, SCRIPT_ARGS["rnnlab-generate"], USAGE)
-    if ("run_id" in args) == ("model" in args):
-        raise ConfigError(f"give exactly one of run_id= and model=; {USAGE}")
     defaults = {"prompt": "", "strategy": "greedy", "words": 20, "top_k": 10, "seed": 0, "temperature": 1.0}
     return {**defaults, **args}
 
@@ -80,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
     tracking_uri = args.get("tracking_uri")
-    run_id = args.get("run_id") or run_of_model(args["model"], tracking_uri)
+    run_id = run_id_of(args, USAGE)
     model, tokenizer, config = load_run(run_id, tracking_uri)
     kind = config.task.get("kind", "classify")
     if kind not in ("lm", "generate"):

@@ -1,6 +1,7 @@
 """`rnnlab-predict`: label texts with the best checkpoint of a finished MLflow run (classifier or tagger).
 
     rnnlab-predict run_id=<MLflow run id> text="the movie was okay"
+    rnnlab-predict model=models:/sentiment@best file=reviews.txt
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-from rnnlab.cli import key_values, print_help_if_asked
+from rnnlab.cli import key_values, print_help_if_asked, run_id_of
 from rnnlab.config_schema import SCRIPT_ARGS
 from rnnlab.errors import ConfigError, exit_on_user_error
 from rnnlab.tasks import load_run
 
-USAGE = 'usage: rnnlab-predict run_id=<MLflow run id> text="..." | file=<one text per line> [tracking_uri=...]'
+USAGE = ('usage: rnnlab-predict run_id=<MLflow run id> | model=models:/<name>@<alias> text="..." | '
+         'file=<one text per line> [tracking_uri=...]')
 
 
 def predict(model, tokenizer, config, texts: list[str]) -> list[dict]:
@@ -41,18 +43,19 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     args = key_values(argv, SCRIPT_ARGS["rnnlab-predict"], USAGE)
-    if "run_id" not in args or not ({"text", "file"} & args.keys()):
+    if not ({"text", "file"} & args.keys()):
         raise ConfigError(USAGE)
+    run_id = run_id_of(args, USAGE)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     texts = [args["text"]] if "text" in args else Path(args["file"]).read_text().splitlines()
-    model, tokenizer, config = load_run(args["run_id"], args.get("tracking_uri"))
-    elsewhere = {"lm": f"it is a language model: continue text with `rnnlab-generate run_id={args['run_id']} "
+    model, tokenizer, config = load_run(run_id, args.get("tracking_uri"))
+    elsewhere = {"lm": f"it is a language model: continue text with `rnnlab-generate run_id={run_id} "
                        'prompt="..."`',
-                 "generate": f"it generates text: `rnnlab-generate run_id={args['run_id']} label=...`",
-                 "translation": f"it translates: `rnnlab-translate run_id={args['run_id']} text=\"...\"`"}
+                 "generate": f"it generates text: `rnnlab-generate run_id={run_id} label=...`",
+                 "translation": f"it translates: `rnnlab-translate run_id={run_id} text=\"...\"`"}
     kind = config.task.get("kind", "classify")
     if kind in elsewhere:
-        raise ConfigError(f"run {args['run_id']} does not label texts: {elsewhere[kind]}")
+        raise ConfigError(f"run {run_id} does not label texts: {elsewhere[kind]}")
     for row in predict(model, tokenizer, config, texts):
         if "tags" in row:
             print(" ".join(f"{word}/{tag}" for word, tag in row["tags"]))

@@ -7,6 +7,7 @@ in MLflow, named by its parent run or by its Hydra sweep directory.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from rnnlab.config_schema import SCRIPT_ARGS
 from rnnlab.errors import ConfigError, exit_on_user_error
 from rnnlab.io import write_json
 from rnnlab.reporting.files import write_report
+from rnnlab.reporting.parent_run import attach_report
 from rnnlab.reporting.sweep_runs import sweep_rows
 from rnnlab.tracking import runs
 
@@ -59,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.get("out", f"reports/{parent}"))
     write_json(out / "runs.json", sweep)
     written = write_report(out, args.get("title", f"Sweep {parent}"), sweep)
-    print(f"report: {written['html']} and {written['markdown']} ({len(sweep['runs'])} runs)")
+    attach_report(out, parent, json.loads(written["metrics"].read_text()), args.get("tracking_uri"))
+    print(f"report: {written['html']} and {written['markdown']} ({len(sweep['runs'])} runs), also on the "
+          f"parent run {parent}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from rnnlab.config_schema import validate
 from rnnlab.errors import ConfigError, exit_on_user_error
 from rnnlab.io import sha256_tree
 from rnnlab.tasks import build
-from rnnlab.tracking import resume, runs
+from rnnlab.tracking import progress, resume, run_metadata, runs
 
 
 def train(cfg: DictConfig) -> dict:
@@ -31,6 +31,7 @@ def train(cfg: DictConfig) -> dict:
 
     _seed_and_set_up_torch(cfg)
     output_dir, sweep_dir = _output_dirs()
+    progress.quiet_third_party(in_sweep=sweep_dir is not None)
     _check_accelerator(cfg.trainer)
     uri = runs.tracking_uri(cfg.logger)
     runs.check_reachable(uri)
@@ -38,8 +39,12 @@ def train(cfg: DictConfig) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     digest = resume.config_hash(resolved)
     client = runs.client(uri)
-    exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
     parent_id = runs.read_parent_run_id(sweep_dir)
+    if parent_id:  # every child in its sweep's experiment, whatever its own config names
+        exp_id = _experiment_of_parent(client, parent_id, runs.redact(uri))
+    else:
+        exp_id = runs.experiment_id(client, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
+        run_metadata.mark_model_training(client, exp_id)
     previous = resume.previous_run(client, exp_id, digest, parent_id) if cfg.get("resume") else None
     if previous is not None and previous.finished:
         return _skip_finished(previous.run)
@@ -50,13 +55,14 @@ def train(cfg: DictConfig) -> dict:
     if not runs.is_global_zero():  # a DDP worker that Lightning started: it trains, rank 0 alone tracks
         return _train_as_ddp_worker(cfg, built, output_dir, last_checkpoint, fitted)
 
-    run_name = cfg.run_name or default_run_name(cfg)
+    run_name = cfg.run_name or f"{default_run_name(cfg)}-seed{cfg.seed}"  # seeds of a configuration told apart
     reopen = previous.run.info.run_id if previous is not None else None
     try:
         with runs.run(client, exp_id, run_name, _run_tags(cfg, digest, output_dir, parent_id),
                       reopen=reopen) as mlflow_run:
             run_id = mlflow_run.info.run_id
-            counts = _start_or_continue(client, run_id, run_name, built, resolved, reopen, last_checkpoint, fitted)
+            counts = _start_or_continue(client, run_id, run_name, built, cfg, resolved, reopen, last_checkpoint,
+                                        fitted)
             trainer = _trainer(cfg, built, OwnedRunLogger(tracking_uri=uri, run_id=run_id), output_dir)
             with _ddp_workers_for_this_job(trainer, output_dir, in_sweep=sweep_dir is not None):
                 if fitted is None:  # phase 1: fit; its summary and the mark that it is done land in the run
@@ -67,12 +73,26 @@ def train(cfg: DictConfig) -> dict:
                 trainer.test(built.module, datamodule=built.datamodule, ckpt_path=str(fitted), verbose=False,
                              weights_only=True)
             summary = {**fit_summary, **_log_test_and_files(cfg, client, run_id, trainer, built, fitted)}
+            if cfg.logger.get("log_model", True) and fitted.is_file():  # runs:/<run id>/model, a pyfunc
+                from rnnlab.tasks.mlflow_model import log_run_model
+
+                log_run_model(client, uri, run_id, exp_id, runs.redacted(resolved), built.artifacts, fitted,
+                              trainer.global_step)
     except BaseException:
         if parent_id:  # a failed child fails the sweep it belongs to
             client.set_terminated(parent_id, "FAILED")
         raise
-    print(f"run {run_id} ({run_name}): " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
+    progress.run_done(client, run_id, run_name, parent_id, built.module.objective, summary)
     return {"run_id": run_id, "objective": summary[f"best_{built.module.objective}"], **summary}
+
+
+def _experiment_of_parent(client, parent_id: str, uri: str) -> str:
+    try:
+        return client.get_run(parent_id).info.experiment_id
+    except Exception as err:  # MLflow's own exception types differ by store
+        raise ConfigError(f"the sweep's parent run {parent_id} is not in the tracking store {uri}: start the "
+                          f"sweep against the store its jobs use (logger.tracking_uri / MLFLOW_TRACKING_URI), or "
+                          f"unset {runs.PARENT_ENV}") from err
 
 
 def _seed_and_set_up_torch(cfg) -> None:
@@ -110,7 +130,9 @@ def _train_as_ddp_worker(cfg, built, output_dir: Path, last_checkpoint, fitted) 
 def _run_tags(cfg, digest: str, output_dir: Path, parent_id: str | None) -> dict:
     """What a run is tagged with: the code, config and data it ran, where it writes, the machine, its sweep."""
     tokenized_dir = Path(cfg.paths.tokenized_dir)
-    tags = {"rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(), runs.CODE_DIGEST_TAG: runs.code_digest(),
+    tags = {**run_metadata.source_tags("rnnlab-train"),
+            "rnnlab.kind": "train", "rnnlab.git_commit": runs.git_commit(), runs.CODE_DIGEST_TAG: runs.code_digest(),
+            run_metadata.CONFIGURATION_TAG: run_metadata.configuration(_overrides(), default_run_name(cfg)),
             resume.CONFIG_HASH_TAG: digest,
             resume.OUTPUT_DIR_TAG: str(output_dir.resolve()),
             **{runs.MACHINE_TAG + key: value for key, value in runs.machine().items()}}
@@ -122,10 +144,34 @@ def _run_tags(cfg, digest: str, output_dir: Path, parent_id: str | None) -> dict
     return tags
 
 
-def _start_or_continue(client, run_id: str, run_name: str, built, resolved: dict, reopen: str | None,
+def _overrides() -> list[str]:
+    """This job's command-line and sweep overrides (Hydra's task overrides); [] outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _model_choice() -> str | None:
+    """The conf/model/ option the run composed (recurrent, bag, cnn, tagger, seq2seq, ...)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
+
+
+def _datasets(cfg) -> list[tuple[str, Path, str]]:
+    """(name, directory, context) of what the run reads: the tokenized data, and built embeddings if any."""
+    found = [(str(cfg.data.name), Path(cfg.paths.tokenized_dir), "tokenized")]
+    name = cfg.get("embedding", {}).get("name")
+    if name in ("word2vec", "glove", "pretrained"):
+        found.append((f"{cfg.data.name}-{name}", Path(cfg.paths.embeddings_dir) / name, "embedding"))
+    return found
+
+
+def _start_or_continue(client, run_id: str, run_name: str, built, cfg, resolved: dict, reopen: str | None,
                        last_checkpoint, fitted) -> dict:
-    """A new run logs its config and parameter counts; a continued one says where it goes on from (params are
-    immutable in MLflow: it keeps the ones it has). Returns the model's parameter counts."""
+    """A new run logs the params a user compares, its whole config (config.yaml), its data and parameter counts;
+    a continued one says where it goes on from (params are immutable in MLflow: it keeps the ones it has).
+    Returns the model's parameter counts."""
     from rnnlab.models.inputs import count_parameters
 
     counts = count_parameters(built.module.model)
@@ -137,8 +183,9 @@ def _start_or_continue(client, run_id: str, run_name: str, built, resolved: dict
               + (f"{last_checkpoint} (epoch {_epoch_of(last_checkpoint)})" if last_checkpoint
                  else "the start: it stopped before its first checkpoint"), flush=True)
     else:
-        runs.log_params(client, run_id, runs.flatten({k: v for k, v in resolved.items() if k != "resume"}))
+        runs.log_params(client, run_id, run_metadata.comparable_params(resolved, _overrides(), _model_choice()))
         client.log_dict(run_id, runs.redacted(resolved), "config.yaml")
+        run_metadata.log_datasets(client, run_id, _datasets(cfg), run_metadata.dvc_hashes())
         runs.log_metrics(client, run_id, counts)
     return counts
 
@@ -224,6 +271,8 @@ def _trainer(cfg, built, logger, output_dir: Path):
 
     callbacks = [instantiate(cb) for cb in cfg.callbacks.values()] + analysis_callbacks(cfg, built)
     callbacks.append(RandomStateInCheckpoint())  # a continued run draws what an uninterrupted one would
+    lines = progress.epoch_lines() if _output_dirs()[1] is None else None  # a sweep prints a line per run
+    callbacks += [lines] if lines is not None else []
     checkpoint = next(cb for cb in callbacks if isinstance(cb, pl.callbacks.ModelCheckpoint))
     checkpoint.dirpath = str(output_dir / "checkpoints")
     trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks,

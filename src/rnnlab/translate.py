@@ -13,22 +13,23 @@ import os
 import sys
 from pathlib import Path
 
-from rnnlab.cli import key_values, print_help_if_asked
+from rnnlab.cli import key_values, print_help_if_asked, run_id_of
 from rnnlab.config_schema import SCRIPT_ARGS
 from rnnlab.data.tokenization import words
 from rnnlab.errors import ConfigError, exit_on_user_error
 from rnnlab.tasks import load_run
 
-USAGE = ('usage: rnnlab-translate run_id=<MLflow run id> text="..." | file=<one sentence per line> [beam=5] '
+USAGE = ('usage: rnnlab-translate run_id=<MLflow run id> | model=models:/<name>@<alias> text="..." | '
+         'file=<one sentence per line> [beam=5] '
          "[length_penalty=1.0] [attention=<dir for attention maps>] [tracking_uri=...]")
 
 
 def parse(argv: list[str]) -> dict:
     """key=value arguments, typed and checked (rnnlab.config_schema.SCRIPT_ARGS): beam=0 is one clear error."""
     args = key_values(argv, SCRIPT_ARGS["rnnlab-translate"], USAGE)
-    if "run_id" not in args or ("text" in args) == ("file" in args):
-        raise ConfigError(f"give run_id= and exactly one of text= and file=; {USAGE}")
-    return {"beam": 5, "length_penalty": 1.0, **args}
+    if ("text" in args) == ("file" in args):
+        raise ConfigError(f"give exactly one of text= and file=; {USAGE}")
+    return {"beam": 5, "length_penalty": 1.0, **args, "run_id": run_id_of(args, USAGE)}
 
 
 def read_texts(args: dict) -> list[str]:

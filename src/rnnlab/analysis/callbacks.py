@@ -34,7 +34,8 @@ def analysis_callbacks(cfg, built) -> list:
     """The Lightning callbacks that `cfg.analysis` switches on (none by default)."""
     analysis = cfg.get("analysis") or {}
     wanted = [name for name in ("gradient_flow", "gates") if analysis.get(name, False)]
-    if not wanted:
+    seeds = analysis.get("seeds")
+    if not wanted or (seeds is not None and cfg.seed not in seeds):  # analysed on some seeds only: cheaper
         return []
     batches = int(analysis.get("batches", 2))
     if batches < 1:

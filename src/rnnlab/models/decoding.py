@@ -1,6 +1,7 @@
-"""Decoding an encoder-decoder (models/seq2seq.py): greedy (a batch at once) and beam search (one sentence,
-its beam as a batch). Both stop a sentence at `<eos>` or after `max_length` words; the ids they return
-exclude `<bos>` and `<eos>`.
+"""Decoding an encoder-decoder (models/seq2seq.py): greedy and beam search, each over a whole batch at once
+(`beam_search_sentence` is the one-sentence beam search kept as the reference the batched one must equal).
+Each stops a sentence at `<eos>` or after `max_length` words (by default `max_length_for` its own source
+length); the ids they return exclude `<bos>` and `<eos>`.
 
 Beam search keeps the `beam` best partial translations by summed log-probability; a finished one is ranked
 by its score divided by length ** `length_penalty` (0 = raw sum, which favours short output; 1 = mean per
@@ -26,6 +27,12 @@ class Decoded:
 
 def max_length_for(source_lengths: torch.Tensor, factor: float = 2.0, extra: int = 10) -> int:
     return int(int(source_lengths.max()) * factor) + extra
+
+
+def _select_state(state: list, rows: torch.Tensor) -> list:
+    """The decoder state (one entry per layer: a tensor, or an LSTM's (h, c)) of the given rows."""
+    return [tuple(t.index_select(0, rows) for t in s) if isinstance(s, tuple) else s.index_select(0, rows)
+            for s in state]
 
 
 @in_eval_mode
@@ -61,9 +68,10 @@ def greedy(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id
 
 @in_eval_mode
 @torch.no_grad()
-def beam_search(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id: int, eos_id: int,
-                beam: int = 5, length_penalty: float = 1.0, max_length: int | None = None) -> Decoded:
-    """The best translation of ONE source sentence (source_ids [1, S]) found with a beam of `beam`."""
+def beam_search_sentence(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id: int, eos_id: int,
+                         beam: int = 5, length_penalty: float = 1.0, max_length: int | None = None) -> Decoded:
+    """The best translation of ONE source sentence (source_ids [1, S]) found with a beam of `beam`: the
+    reference `beam_search` is tested and benchmarked against."""
     if beam < 1:
         raise ConfigError(f"beam size {beam} must be at least 1")
     if source_ids.size(0) != 1:
@@ -111,7 +119,86 @@ def beam_search(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, b
         rows = [[*rows[r], attention[r]] if attention is not None else [] for r in keep_rows]
         scores = torch.tensor(keep_scores, device=device)
         previous = torch.tensor(keep_words, device=device)
-        state = [tuple(t.index_select(0, index) for t in s) if isinstance(s, tuple) else s.index_select(0, index)
-                 for s in state]
+        state = _select_state(state, index)
         memory = memory.select(torch.zeros(len(keep_rows), dtype=torch.long, device=device))  # one sentence
     return max(finished, key=lambda item: item[0])[1]
+
+
+@in_eval_mode
+@torch.no_grad()
+def beam_search(model, source_ids: torch.Tensor, source_lengths: torch.Tensor, bos_id: int, eos_id: int,
+                beam: int = 5, length_penalty: float = 1.0, max_length: int | None = None) -> list[Decoded]:
+    """The best translation of every sentence of the batch (source_ids [B, S], right-padded), all beams decoded
+    together: the same search as `beam_search_sentence` on each sentence alone (same candidates, ranking, stopping
+    and per-sentence `max_length`), as B * beam rows, of which a sentence's unused rows score -inf. A finished
+    sentence leaves the batch."""
+    if beam < 1:
+        raise ConfigError(f"beam size {beam} must be at least 1")
+    device, inf = source_ids.device, float("inf")
+    lengths = source_lengths.tolist()
+    limits = [int(max_length) if max_length else max_length_for(source_lengths[b]) for b in range(len(lengths))]
+    memory, state = model.encode(source_ids, source_lengths)
+    groups = torch.arange(len(lengths), device=device).repeat_interleave(beam)  # row -> its sentence's row
+    memory, state = memory.select(groups), _select_state(state, groups)
+    scores = torch.full((len(lengths), beam), -inf, device=device)
+    scores[:, 0] = 0.0  # one live hypothesis (the empty one) per sentence to start
+    previous = torch.full((len(lengths) * beam,), bos_id, dtype=torch.long, device=device)
+    words = torch.zeros((len(lengths) * beam, 0), dtype=torch.long, device=device)
+    history = None  # [rows, step, S]: the attention rows of each hypothesis's words so far
+    active = list(range(len(lengths)))  # the sentences still decoded, in row-group order
+    finished: list[list[tuple[float, Decoded]]] = [[] for _ in lengths]
+    for step in range(max(limits, default=-1) + 1):
+        feature, state, attention = model.step(previous, state, memory)
+        log_probs = torch.log_softmax(model.logits(feature), dim=-1)  # [A * beam, V]
+        vocab = log_probs.size(1)
+        log_probs = log_probs.view(len(active), beam, vocab)
+        out_of_room = [i for i, b in enumerate(active) if step == limits[b]]
+        if out_of_room:  # only <eos> may follow
+            rows = torch.tensor(out_of_room, device=device)
+            eos = log_probs[rows, :, eos_id]
+            log_probs[rows] = -inf
+            log_probs[rows, :, eos_id] = eos
+        if attention is not None:
+            history = (attention.unsqueeze(1) if history is None
+                       else torch.cat([history, attention.unsqueeze(1)], dim=1))
+        top = (scores.unsqueeze(2) + log_probs).view(len(active), beam * vocab).topk(beam, dim=1)
+        kept_groups = []
+        for i, (b, values, flats) in enumerate(zip(active, top.values.tolist(), top.indices.tolist(), strict=True)):
+            kept = []
+            for score, flat in zip(values, flats, strict=True):
+                if score == -inf:  # an unused row's candidate, or past room: not a hypothesis
+                    continue
+                row = i * beam + flat // vocab
+                word = flat % vocab
+                if word == eos_id:
+                    rows = history[row, :, :lengths[b]] if history is not None else None
+                    decoded = Decoded(words[row].tolist(), rows, score)
+                    finished[b].append((score / ((step + 1) ** length_penalty), decoded))
+                else:
+                    kept.append((row, word, score))
+            best_finished = max((r for r, _ in finished[b]), default=-inf)
+            # stop as beam_search_sentence does: nothing live, no live hypothesis can still win (length_penalty
+            # 0 ranks by the raw score, which only falls), `beam` finished, or out of room
+            if not kept or (length_penalty == 0 and max(s for _, _, s in kept) <= best_finished) \
+                    or len(finished[b]) >= beam or step == limits[b]:
+                continue
+            kept_groups.append((i, b, kept))
+        if not kept_groups:
+            break
+        rows, next_words, next_scores = [], [], []
+        for i, _, kept in kept_groups:
+            kept = kept + [(i * beam, eos_id, -inf)] * (beam - len(kept))  # unused rows
+            rows += [row for row, _, _ in kept]
+            next_words += [word for _, word, _ in kept]
+            next_scores += [score for _, _, score in kept]
+        index = torch.tensor(rows, device=device)
+        state = _select_state(state, index)
+        if len(kept_groups) < len(active):  # a sentence finished: its rows leave the memory too
+            memory = memory.select(torch.tensor([i * beam for i, _, _ in kept_groups], device=device)
+                                   .repeat_interleave(beam))
+        words = torch.cat([words.index_select(0, index), torch.tensor(next_words, device=device).unsqueeze(1)], 1)
+        history = history.index_select(0, index) if history is not None else None
+        scores = torch.tensor(next_scores, device=device).view(len(kept_groups), beam)
+        previous = torch.tensor(next_words, device=device)
+        active = [b for _, b, _ in kept_groups]
+    return [max(found, key=lambda item: item[0])[1] for found in finished]

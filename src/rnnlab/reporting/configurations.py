@@ -6,13 +6,9 @@ module keeps the sweep stage's code apart from the report's, so a change of the 
 from __future__ import annotations
 
 # configuration keys shown under a short name (every other key that varies in a sweep is shown as is)
-CONFIG_LABELS = {"model._target_": "model", "embedding.name": "embedding", "model.cell": "cell", "model.num_layers": "layers",
+CONFIG_LABELS = {"model": "model", "embedding.name": "embedding", "model.cell": "cell", "model.num_layers": "layers",
                  "model.bidirectional": "direction", "model.crf": "crf", "data.length": "T",
                  "model.forget_bias": "forget bias", "model.hidden_size": "hidden", "model.attention": "attention"}
-# model._target_ shown by what the model is: the baselines against the recurrent classifier
-MODEL_NAMES = {"rnnlab.models.classifier.SequenceClassifier": "recurrent",
-               "rnnlab.models.bag_of_words.BagOfEmbeddings": "bag",
-               "rnnlab.models.convolutional.ConvolutionalClassifier": "cnn"}
 ALWAYS_SHOWN = ["embedding.name", "model.cell", "model.num_layers", "model.bidirectional"]
 ORDER = {"bag": 0, "cnn": 1, "recurrent": 2, "rnn": 0, "lstm": 1, "gru": 2, "onehot": 0, "learned": 1, "word2vec": 2,
          "glove": 3, "pretrained": 4, "uni": 0, "bi": 1, "none": 0, "additive": 1, "dot": 2}
@@ -32,7 +28,7 @@ def sort_key(config: dict) -> tuple:
 
 def config_of(row: dict) -> dict:
     """A row's configuration, the usual columns first (runs.json stores its keys sorted)."""
-    first = [CONFIG_LABELS[key] for key in ["model._target_", *ALWAYS_SHOWN, "model.crf"]]
+    first = [CONFIG_LABELS[key] for key in ["model", *ALWAYS_SHOWN, "model.crf"]]
     return {**{k: row["config"][k] for k in first if k in row["config"]},
             **{k: v for k, v in sorted(row["config"].items()) if k not in first}}
 

@@ -7,7 +7,7 @@ import csv
 import tempfile
 from pathlib import Path
 
-from rnnlab.reporting.configurations import ALWAYS_SHOWN, CONFIG_LABELS, MODEL_NAMES, number, sort_key
+from rnnlab.reporting.configurations import ALWAYS_SHOWN, CONFIG_LABELS, number, sort_key
 from rnnlab.tracking import runs
 
 NOT_CONFIG = ("seed", "run_name", "hydra.", "paths.", "logger.", "launcher.")
@@ -49,10 +49,21 @@ def sweep_rows(mlflow_client, parent_run_id: str) -> list[dict]:
 
 
 def varying_keys(all_params: list[dict]) -> list[str]:
-    """The parameter keys whose value differs between runs (seed and bookkeeping keys excluded)."""
+    """The parameter keys whose value differs between runs of the same model (seed and bookkeeping keys
+    excluded), and `model` itself when the sweep compares models: a key that only one model has, or that is
+    constant within each model (the bag's pooling, the CNN's filters), is implied by the model and not shown."""
     keys = sorted({key for params in all_params for key in params})
+    models: dict[str, list[dict]] = {}
+    for params in all_params:
+        models.setdefault(str(params.get("model")), []).append(params)
+
+    def varies(key: str) -> bool:
+        if key == "model":
+            return len(models) > 1
+        return any(len({params[key] for params in group if key in params}) > 1 for group in models.values())
+
     return [key for key in keys if not key.startswith(NOT_CONFIG) and not key.endswith("seed")  # follow `seed`
-            and len({params.get(key) for params in all_params}) > 1]
+            and varies(key)]
 
 
 def shown_keys(task: str, varying: list[str]) -> list[str]:
@@ -65,8 +76,6 @@ def shown_keys(task: str, varying: list[str]) -> list[str]:
 def display_value(key: str, value):
     if key == "model.bidirectional":
         return "bi" if value == "True" else "uni"
-    if key == "model._target_":
-        return MODEL_NAMES.get(value, str(value).rsplit(".", 1)[-1])
     return value
 
 

@@ -39,15 +39,13 @@ def build(cfg):
     from rnnlab.tasks.base import selection_rule
 
     built = task_module(cfg.task.get("kind")).build(cfg)
-    built.module.objective, built.module.maximize = selection_rule(cfg, built.module.validation_metrics)
+    built.module.objective = selection_rule(cfg, built.module.validation_metrics)
     return built
 
 
 def load_run(run_id: str, tracking_uri: str | None = None):
     """(model, tokenizer, config) of a training run, rebuilt from its logged artifacts; its checkpoint is read
     as tensors only, its config may build only rnnlab's models (rnnlab.checkpoints): nothing in them runs."""
-    from omegaconf import OmegaConf
-
     uri = runs.tracking_uri({"tracking_uri": tracking_uri})  # any user info goes into MLflow's variables
     runs.check_reachable(uri)
     client = runs.client(uri)
@@ -59,24 +57,35 @@ def load_run(run_id: str, tracking_uri: str | None = None):
     with tempfile.TemporaryDirectory() as tmp:
         try:
             files = Path(client.download_artifacts(run_id, "", tmp))
-            config = OmegaConf.load(files / "config.yaml")
         except Exception as err:
-            raise ConfigError(f"run {run_id} has no config.yaml artifact: is it a training run that started?") from err
-        if config.task.get("kind") == "longrange":
-            raise ConfigError(f"run {run_id} learned a synthetic long-range task ({config.data.name}): it has no "
-                              f"text to label: its gradient flow and gates are in its analysis/ artifacts")
-        best = files / "checkpoints/best.ckpt"
-        try:
-            tokenizer = load_tokenizer(files / "tokenizer.json")
-            if not best.is_file():
-                raise FileNotFoundError(best)
-        except Exception as err:
-            raise ConfigError(f"run {run_id} has no model artifacts (config.yaml, tokenizer.json, "
-                              "checkpoints/best.ckpt); did it finish?") from err
-        checkpoint = checkpoints.load(best, f"the checkpoint checkpoints/best.ckpt of run {run_id}")
-        checkpoints.check_targets(config, f"the config.yaml of run {run_id}")
-        # older runs predate task.kind: they are all classifiers
-        model = task_module(config.task.get("kind", "classify")).model_for_run(config, tokenizer, files)
+            raise ConfigError(f"run {run_id} has no artifacts: is it a training run that started?") from err
+        return load_files(files, f"run {run_id}")
+
+
+def load_files(files: Path, what: str):
+    """(model, tokenizer, config) from a run's files (config.yaml, tokenizer.json and the task's others,
+    checkpoints/best.ckpt): a downloaded run, or the files inside its MLflow model (tasks/mlflow_model.py)."""
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.load(files / "config.yaml")
+    except Exception as err:
+        raise ConfigError(f"{what} has no config.yaml: is it a training run that started?") from err
+    if config.task.get("kind") == "longrange":
+        raise ConfigError(f"{what} learned a synthetic long-range task ({config.data.name}): it has no "
+                          f"text to label: its gradient flow and gates are in its analysis/ artifacts")
+    best = files / "checkpoints/best.ckpt"
+    try:
+        tokenizer = load_tokenizer(files / "tokenizer.json")
+        if not best.is_file():
+            raise FileNotFoundError(best)
+    except Exception as err:
+        raise ConfigError(f"{what} has no model files (config.yaml, tokenizer.json, checkpoints/best.ckpt); "
+                          "did it finish?") from err
+    checkpoint = checkpoints.load(best, f"the checkpoint checkpoints/best.ckpt of {what}")
+    checkpoints.check_targets(config, f"the config.yaml of {what}")
+    # older runs predate task.kind: they are all classifiers
+    model = task_module(config.task.get("kind", "classify")).model_for_run(config, tokenizer, files)
     state = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()
              if key.startswith("model.")}
     model.load_state_dict(state)

@@ -51,10 +51,10 @@ def input_layer(embedding_cfg, embeddings_dir: str | Path | None = None, vocab_s
             "embedding_weights": load_matrix(embedding_cfg, embeddings_dir)}
 
 
-def selection_rule(cfg, validation_metrics) -> tuple[str, bool]:
+def selection_rule(cfg, validation_metrics) -> str:
     """The one selection rule of a run: `task.objective` (metric and mode) picks the checkpoint, stops training
     and is what the sweeper and the report's validation column read; `callbacks.*.monitor` follow it (conf/
-    callbacks/default.yaml interpolates it). Returns (metric, maximize); a metric the task does not log at
+    callbacks/default.yaml interpolates it). Returns the metric; a metric the task does not log at
     validation, or a callback watching another metric, is refused before any run exists."""
     objective = cfg.task.get("objective")
     if objective is None or objective.get("metric") is None:
@@ -74,17 +74,16 @@ def selection_rule(cfg, validation_metrics) -> tuple[str, bool]:
             raise ConfigError(f"callbacks.{name} watches {callback.get('monitor')!r} ({callback.get('mode')}) but "
                               f"task.objective is {metric!r} ({mode}): selection has one rule; set "
                               f"task.objective.metric / task.objective.mode instead of callbacks.{name}.monitor")
-    return metric, mode == "max"
+    return metric
 
 
 class TaskModule(pl.LightningModule):
     """Subclasses name the metrics they log at each validation (`validation_metrics`, or a `validation_metrics`
-    property when it depends on the data); the selection rule sets `objective` and `maximize` (tasks.build);
+    property when it depends on the data); the selection rule sets `objective` (tasks.build);
     the timing counters feed train_tokens_per_sec and train_padding_fraction."""
 
     validation_metrics: tuple[str, ...] = ("val_loss",)
     objective = "val_loss"  # set from task.objective by tasks.build
-    maximize = False
     # whether its metrics are computed over all DDP processes' data (torchmetrics / synced logs) or only rank 0's
     data_parallel = False
 

@@ -92,22 +92,32 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
             "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
 
 
+TRANSLATE_BATCH = 64  # sentences decoded together by `translate`
+
+
 def translate(model, source_tokenizer, texts: list[str], beam: int = 5, length_penalty: float = 1.0) -> list[dict]:
     """Translate each text: {"text", "translation", "words", "source_words", "attention"}."""
     from rnnlab.models.decoding import beam_search
 
     target = model.target_tokenizer
-    out = []
-    for text in texts:
-        ids = source_tokenizer.encode(text).ids
+    encoded = [source_tokenizer.encode(text).ids for text in texts]
+    for text, ids in zip(texts, encoded, strict=True):
         if not ids:
             raise ConfigError(f"nothing to translate in {text!r}: give a sentence with at least one word")
-        decoded = beam_search(model, torch.tensor([ids]), torch.tensor([len(ids)]), target.token_to_id(BOS),
-                              target.token_to_id(EOS), beam=beam, length_penalty=length_penalty)
+    out = []
+    for start in range(0, len(texts), TRANSLATE_BATCH):  # all the beams of a batch of sentences at once
+        chunk = encoded[start:start + TRANSLATE_BATCH]
+        ids = torch.full((len(chunk), max(map(len, chunk))), PAD_ID, dtype=torch.long)
+        for row, sentence in enumerate(chunk):
+            ids[row, :len(sentence)] = torch.tensor(sentence)
+        out += beam_search(model, ids, torch.tensor([len(s) for s in chunk]), target.token_to_id(BOS),
+                           target.token_to_id(EOS), beam=beam, length_penalty=length_penalty)
+    results = []
+    for text, decoded in zip(texts, out, strict=True):
         output = [target.id_to_token(i) for i in decoded.ids]
-        out.append({"text": text, "translation": detokenize(output), "words": output,
-                    "source_words": words(source_tokenizer, text), "attention": decoded.attention})
-    return out
+        results.append({"text": text, "translation": detokenize(output), "words": output,
+                        "source_words": words(source_tokenizer, text), "attention": decoded.attention})
+    return results
 
 
 def attention_map(weights: torch.Tensor, source_words: list[str], output_words: list[str]):
@@ -177,9 +187,8 @@ class TranslationTask(SplitPerplexity, TaskModule):
         found = greedy(self.model, batch["source_ids"], batch["source_lengths"], self.bos_id, self.eos_id)
         self.greedy_decoded.update(zip(rows, found, strict=True))
         if split == "test" and self.beam_size > 1:
-            found = [beam_search(self.model, batch["source_ids"][row:row + 1, :n], batch["source_lengths"][row:row + 1],
-                                 self.bos_id, self.eos_id, beam=self.beam_size, length_penalty=self.length_penalty)
-                     for row, n in enumerate(batch["source_lengths"].tolist())]
+            found = beam_search(self.model, batch["source_ids"], batch["source_lengths"], self.bos_id, self.eos_id,
+                                beam=self.beam_size, length_penalty=self.length_penalty)
         self.decoded.update(zip(rows, found, strict=True))
 
     def validation_step(self, batch, batch_idx):

@@ -1,6 +1,7 @@
 """MLflow runs: the tracking URI, experiments, one parent run per sweep and one child run per configuration.
 
-Default store: `sqlite:///<cwd>/mlflow.db` (never the refused ./mlruns file store); set logger.tracking_uri or
+Default store: `sqlite:///<cwd>/mlflow.db` (never the refused ./mlruns file store; a `dvc exp run --temp` copy
+uses the project's); set logger.tracking_uri or
 MLFLOW_TRACKING_URI to use a server. A sweep's parent run id is written into the sweep's own directory (unique per
 sweep, conf/hydra/) so workers on any launcher (joblib, SLURM, Ray) find it; the same id is also exported in
 RNNLAB_PARENT_RUN_ID for jobs that run where the sweep directory is not shared.
@@ -82,11 +83,24 @@ def _credentials_to_env(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=host))
 
 
+def project_root(cwd: Path | None = None) -> Path:
+    """The directory a run's default store lives in: the working directory, except inside the temporary copy
+    that `dvc exp run --temp` / `--queue` works in (<project>/.dvc/tmp/exps/...), where it is the project itself:
+    an experiment's runs land in the user's store, not in one deleted with the copy."""
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
+
+
 def tracking_uri(logger_cfg=None) -> str:
-    """logger.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db; an http(s) URI's user
-    info (if any) is moved into MLflow's credential variables and left out of the URI returned."""
+    """logger.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db (`project_root`); an
+    http(s) URI's user info (if any) is moved into MLflow's credential variables and left out of the URI
+    returned."""
     configured = (logger_cfg or {}).get("tracking_uri")
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
     return _credentials_to_env(str(uri))
 
 
@@ -133,11 +147,36 @@ def client(uri: str):
     return MlflowClient(tracking_uri=_credentials_to_env(uri))
 
 
+def registered_model_run(model_uri: str, store: str | None = None) -> str:
+    """The run id behind `models:/<name>/<version>` or `models:/<name>@<alias>` in the model registry of `store`
+    (a tracking URI; default `tracking_uri()`)."""
+    spec = model_uri.removeprefix("models:/")
+    name, sep, version = spec.rpartition("/")
+    alias = None
+    if not sep:
+        name, sep, alias = spec.rpartition("@")
+    if not model_uri.startswith("models:/") or not sep or not name or not (version or alias):
+        raise ConfigError(f"model={model_uri!r} is not models:/<registered name>/<version> "
+                          "(or models:/<name>@<alias>)")
+    store = store or tracking_uri()
+    registry = client(store)
+    try:
+        found = registry.get_model_version_by_alias(name, alias) if alias else registry.get_model_version(name, version)
+    except Exception as err:
+        raise ConfigError(f"model={model_uri!r} is not in the model registry of {redact(store)}: check the name "
+                          "and the version or alias (MLflow UI, Models)") from err
+    if not found.run_id:
+        raise ConfigError(f"model={model_uri!r} was registered without a run: register it from a training run")
+    return found.run_id
+
+
 def experiment_id(mlflow_client, name: str, artifact_location: str | None = None) -> str:
     """Get or create the experiment; tolerate a concurrent creator (parallel sweep workers)."""
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    if artifact_location is None and project_root() != Path.cwd().resolve():  # in a `dvc exp run --temp` copy
+        artifact_location = (project_root() / "mlruns" / re.sub(r"[^\w.-]", "_", name)).as_uri()
     try:
         return mlflow_client.create_experiment(name, artifact_location=artifact_location)
     except Exception:

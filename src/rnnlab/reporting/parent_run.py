@@ -1,0 +1,84 @@
+"""The report attached to the sweep's MLflow parent run: report.html, report.md, metrics.json and figures/ as its
+artifacts (under report/), and the pooled per-configuration means of metrics.json as its metrics
+(`<configuration>/<metric>`), so the UI shows the comparison where the runs are; and the study's model in the
+registry: `models:/<study>@best`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnnlab.reporting.statistics import config_groups, is_number, objective, selected_column
+from rnnlab.tracking import runs
+
+REPORT_FILES = ("report.html", "report.md", "metrics.json")
+
+
+def pooled_metrics(metrics: dict) -> dict[str, float]:
+    """metrics.json ({configuration: {metric: mean}, "best": {...}}) flattened to MLflow metric names."""
+    return {f"{config}/{name}": float(value) for config, values in metrics.items()
+            for name, value in values.items() if isinstance(value, int | float)}
+
+
+def attach_report(out_dir: str | Path, parent_run_id: str, metrics: dict, tracking_uri: str | None = None) -> bool:
+    """Log the report files and pooled metrics to the parent run; False (and nothing logged) when the store
+    does not have that run (results made on another machine, or a store since deleted)."""
+    out = Path(out_dir)
+    client = runs.client(tracking_uri or runs.tracking_uri())
+    try:
+        client.get_run(parent_run_id)
+    except Exception:  # MLflow raises its own exception types for an unknown run id, by store
+        return False
+    for name in REPORT_FILES:
+        if (out / name).is_file():
+            client.log_artifact(parent_run_id, str(out / name), "report")
+    if (out / "figures").is_dir():
+        client.log_artifacts(parent_run_id, str(out / "figures"), "report/figures")
+    runs.log_metrics(client, parent_run_id, pooled_metrics(metrics))
+    return True
+
+
+BEST_ALIAS = "best"
+
+
+def chosen_run(rows: list[dict]) -> dict | None:
+    """The run a user would deploy, chosen without the test split: the configuration with the best mean
+    selected validation score (the runs' selection rule), and its run with the best one."""
+    groups = [g for g in config_groups(rows) if g["n"]]
+    if not groups:
+        return None
+    key, higher = selected_column(groups[0])[1], objective(groups[0])[1]
+    sign = 1 if higher else -1
+    scored = [g for g in groups if key in g["mean"]]
+    if not scored:
+        return None
+    best = max(scored, key=lambda g: sign * g["mean"][key])
+    runs_ = [r for r in best["runs"] if r["status"] == "FINISHED" and is_number(r.get(key))]
+    return max(runs_, key=lambda r: sign * r[key]) if runs_ else None
+
+
+def register_best(study: str, rows: list[dict], tracking_uri: str | None = None) -> str | None:
+    """Register the chosen run's MLflow model as `<study>` with the alias `best` (a new version only when the
+    chosen run changed); returns `models:/<study>@best`, or None when that run has no model in this store."""
+    import mlflow
+
+    row = chosen_run(rows)
+    if row is None:
+        return None
+    uri = tracking_uri or runs.tracking_uri()
+    client = runs.client(uri)
+    try:
+        current = client.get_model_version_by_alias(study, BEST_ALIAS)
+        if current.run_id == row["run_id"]:
+            return f"models:/{study}@{BEST_ALIAS}"
+    except Exception:  # no such registered model or alias yet
+        pass
+    try:
+        outputs = client.get_run(row["run_id"]).outputs
+    except Exception:  # the run is not in this store
+        return None
+    if not (outputs and outputs.model_outputs):  # logged before runs had models, or logger.log_model=false
+        return None
+    mlflow.set_tracking_uri(uri)
+    version = mlflow.register_model(f"runs:/{row['run_id']}/model", study)
+    client.set_registered_model_alias(study, BEST_ALIAS, version.version)
+    return f"models:/{study}@{BEST_ALIAS}"
