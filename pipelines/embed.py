@@ -7,7 +7,8 @@ projection.png) and results/embedding_scores/<data>-<embedding>.json (DVC metric
 import time
 from pathlib import Path
 
-from rnnlab.embeddings.build import build_embedding, embedding_dir
+from rnnlab.embeddings.build import build_embedding
+from rnnlab.embeddings.matrix import embedding_dir
 from rnnlab.errors import exit_on_user_error
 from rnnlab.io import atomic_dir, write_json
 from rnnlab.pipeline import stage_config

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import rnnlab  # noqa: F401  first: it holds numpy and torch to one set of float kernels (cpu_kernels.py)
+
 REPO = Path(__file__).resolve().parents[1]
 POSITIVE = "great wonderful superb moving funny brilliant charming delightful".split()
 NEGATIVE = "awful boring dull tedious stupid clumsy bland painful".split()

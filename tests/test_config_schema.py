@@ -193,7 +193,7 @@ def test_interpolations_are_checked_after_resolution():
 def test_the_choices_match_the_code():
     from rnnlab import tasks
     from rnnlab.data.synthetic import PROBLEMS
-    from rnnlab.embeddings.build import KINDS
+    from rnnlab.embeddings.matrix import KINDS
     from rnnlab.models import bag_of_words, classifier, encoder, sampling, seq2seq
 
     assert set(schema.CELLS) == set(encoder.CELLS)

@@ -3,7 +3,6 @@ its dependency hashes do not move when Python, numba, an editor or the OS write 
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -15,8 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, make_project
 
+from rnnlab.code_deps import MODULE_NAME, import_closure
+
 SRC = REPO / "src"
-MODULE_NAME = re.compile(r"\brnnlab(?:\.\w+)+")  # also in strings: importlib tables, `python -m`, `_target_`
 
 
 def _stages():
@@ -33,67 +33,25 @@ def _stages():
         return found
 
 
-def _module_file(name: str) -> Path | None:
-    parts = name.split(".")
-    while parts:
-        base = SRC.joinpath(*parts)
-        if (base / "__init__.py").is_file():
-            return base / "__init__.py"
-        if base.with_suffix(".py").is_file():
-            return base.with_suffix(".py")
-        parts.pop()  # `rnnlab.models.encoder.RecurrentEncoder`: a class inside a module
-    return None
-
-
-def _names_in(path: Path) -> set[str]:
-    """The rnnlab modules a file can load: its imports (at any depth, deferred ones too) and rnnlab.* strings."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            # a string naming a whole module (`python -m rnnlab.train`, an importlib table) is code that runs; one
-            # naming a class (a schema keyed by `_target_`) is not: conf/ targets are followed separately
-            names |= {name for name in MODULE_NAME.findall(node.value) if _is_module(name)}
-    return {name for name in names if name.split(".")[0] == "rnnlab"}
-
-
-def _is_module(name: str) -> bool:
-    base = SRC.joinpath(*name.split("."))
-    return (base / "__init__.py").is_file() or base.with_suffix(".py").is_file()
-
-
-def import_closure(roots: list[Path], names: set[str] = frozenset()) -> set[Path]:
-    """Every file of src/rnnlab that running `roots` can execute, with the packages' __init__ files on the way."""
-    seen: set[Path] = set()
-    todo = list(roots) + [f for f in map(_module_file, names) if f]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for name in _names_in(path):
-            parts = name.split(".")
-            todo += [f for f in (_module_file(".".join(parts[:i])) for i in range(1, len(parts) + 1)) if f]
-    return seen
-
-
 def _conf_targets() -> set[str]:
     """rnnlab.* names in conf/ (`_target_` of models, Hydra callbacks): what `rnnlab-train` instantiates."""
     return {name for path in (REPO / "conf").rglob("*.yaml") for name in MODULE_NAME.findall(path.read_text())}
 
 
 def test_every_stage_lists_the_code_it_runs():
+    """Each stage's deps cover the import closure of its script. A sweep's runs execute code that its study's
+    configs name (the task, the models' `_target_`): results/<study>/configs.json digests that code (its dep),
+    so the sweep's deps cover its script's closure through it; the runtime test in test_pipeline.py checks that a
+    real run imports nothing outside it."""
     missing = {}
     for name, cmd, deps, _ in _stages():
         scripts = re.findall(r"pipelines/\w+\.py", cmd)
         assert scripts, f"{name}: cannot find its script in {cmd!r}"
-        closure = import_closure([REPO / s for s in scripts])
-        if SRC / "rnnlab/train.py" in closure:  # the stage runs rnnlab-train, which builds what conf/ names
-            closure = import_closure(sorted(closure), _conf_targets())
         covered = [REPO / d for d in deps]
+        closure = import_closure([REPO / s for s in scripts])
+        for configs in [d for d in deps if d.endswith("/configs.json")]:  # a sweep: rnnlab-train runs its jobs
+            covered += [SRC / path for path in json.loads((REPO / configs).read_text())["code"]]
+            closure = import_closure([REPO / s for s in scripts], tables=[SRC / "rnnlab/tasks/__init__.py"])
         lacking = sorted(str(f.relative_to(REPO)) for f in closure
                          if not any(f == c or c in f.parents for c in covered))
         if lacking:
@@ -108,6 +66,27 @@ def test_the_closure_follows_deferred_imports_and_module_names_in_strings():
     assert "src/rnnlab/models/seq2seq.py" in closure  # `_target_: rnnlab.models.seq2seq.Seq2Seq` in conf/model/
     assert "src/rnnlab/tracking/sweep.py" in closure  # the Hydra callback in conf/hydra/
     assert "src/rnnlab/data/__init__.py" in closure  # a package's __init__ runs on import
+
+
+def test_a_study_digests_the_code_its_runs_can_execute_and_no_other():
+    """configs.json of a sentiment study names the classification task and model, the training entry point, the
+    MLflow model's code and Hydra's callback, each with its sha256; not the other tasks' code, which only the
+    tasks' dispatch table names, nor the report's or the embedding builders'."""
+    import hashlib
+
+    from rnnlab.study import study_configs
+
+    code = study_configs("sentiment", REPO / "pipelines/sweep.py")["code"]
+    for path in ("rnnlab/train.py", "rnnlab/tasks/classify.py", "rnnlab/models/classifier.py",
+                 "rnnlab/tasks/pyfunc_code.py", "rnnlab/tracking/sweep.py", "rnnlab/reporting/sweep_runs.py",
+                 "rnnlab/embeddings/matrix.py", "rnnlab/data/__init__.py"):
+        assert code[path] == hashlib.sha256((SRC / path).read_bytes()).hexdigest(), path
+    for path in ("rnnlab/tasks/translation.py", "rnnlab/tasks/lm.py", "rnnlab/models/seq2seq.py",
+                 "rnnlab/reporting/figures.py", "rnnlab/embeddings/glove.py", "rnnlab/embeddings/build.py"):
+        assert path not in code, path
+    assert list(code) == sorted(code)
+    generate = study_configs("generate", REPO / "pipelines/sweep.py")["code"]
+    assert {"rnnlab/tasks/generation.py", "rnnlab/tasks/judge.py", "rnnlab/tasks/classify.py"} <= set(generate)
 
 
 # ---- the conf/ keys a data stage reads ---------------------------------------------------------------------------

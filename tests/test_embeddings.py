@@ -18,9 +18,10 @@ import torch
 from omegaconf import OmegaConf
 
 from rnnlab.data.tokenization import build_tokenizer, vocabulary, words
-from rnnlab.embeddings.build import KINDS, build_embedding, check_onehot_size, embedding_dir, load_matrix
+from rnnlab.embeddings.build import build_embedding
 from rnnlab.embeddings.evaluate import intrinsic_scores, keyed_vectors, nearest_neighbours
 from rnnlab.embeddings.glove import cooccurrence, train_glove
+from rnnlab.embeddings.matrix import KINDS, check_onehot_size, embedding_dir, load_matrix
 from rnnlab.embeddings.pretrained import read_vectors
 from rnnlab.embeddings.word2vec import train_word2vec
 from rnnlab.errors import ConfigError, DataError

@@ -16,7 +16,8 @@ PACKAGE = REPO / "src" / "rnnlab"
 # lowest first; a module may import its own layer and the layers before it
 LAYERS = [
     ("base", ["rnnlab", "rnnlab.errors", "rnnlab.io", "rnnlab.checkpoints", "rnnlab.config",
-              "rnnlab.config_schema", "rnnlab.random_state", "rnnlab.vocabulary"]),
+              "rnnlab.config_schema", "rnnlab.random_state", "rnnlab.vocabulary", "rnnlab.code_deps",
+              "rnnlab.cpu_kernels"]),
     ("data", ["rnnlab.data"]),
     ("embeddings", ["rnnlab.embeddings"]),
     ("models", ["rnnlab.models"]),

@@ -54,12 +54,17 @@ hydra:
 """
 
 
+def _env(repo: Path) -> dict:
+    """The environment of a stage in `repo`: its store, and its own copy of the code (so an edit there is what runs)."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(repo / "src")}
+    env.pop("RNNLAB_CONF_DIR", None)
+    return env
+
+
 def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     dvc = Path(sys.executable).parent / "dvc"
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("RNNLAB_CONF_DIR", None)
-    proc = subprocess.run([str(dvc), *args], cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run([str(dvc), *args], cwd=repo, env=_env(repo), capture_output=True, text=True)
     assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc
 
@@ -195,6 +200,52 @@ def test_a_key_only_training_reads_invalidates_the_sweep(repo):
         path.write_text(original)
         _dvc(repo, "repro", "configure")  # the same configs.json as before, byte for byte
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def test_an_edit_of_code_a_study_never_runs_reruns_nothing(repo):
+    """A sweep depends on the code its runs can execute (digested in configs.json by configure@<study>): once
+    configure re-ran, an edit of the translation task leaves both tiny studies up to date, and an edit of the
+    recurrent classifier, which both run, makes both sweeps (and nothing else) stale."""
+    edits = {path: (repo / path).read_text() for path in ("src/rnnlab/tasks/translation.py",
+                                                          "src/rnnlab/models/classifier.py")}
+    try:
+        (repo / "src/rnnlab/tasks/translation.py").write_text(edits["src/rnnlab/tasks/translation.py"] + "# edit\n")
+        assert set(json.loads(_dvc(repo, "status", "--json").stdout)) == {"configure@tiny_study",
+                                                                          "configure@tiny_why"}
+        _dvc(repo, "repro", "configure")
+        assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+        (repo / "src/rnnlab/models/classifier.py").write_text(edits["src/rnnlab/models/classifier.py"] + "# edit\n")
+        _dvc(repo, "repro", "configure")
+        status = json.loads(_dvc(repo, "status", "--json").stdout)
+        assert status == {f"sweep@{study}": [{"changed deps": {f"results/{study}/configs.json": "modified"}}]
+                          for study in ("tiny_study", "tiny_why")}
+    finally:
+        for path, text in edits.items():
+            (repo / path).write_text(text)
+        _dvc(repo, "repro", "configure")
+    assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
+def test_a_run_imports_only_code_its_study_digests(repo, tmp_path):
+    """A real run of the tiny study, as its sweep launches it: every rnnlab module it imported (training, testing,
+    analyses, logging its MLflow model) is a file whose sha256 configs.json holds, so no edit it could feel
+    escapes DVC."""
+    code = json.loads((repo / "results/tiny_study/configs.json").read_text())["code"]
+    digested = {path.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for path in code}
+    overrides = json.loads((repo / "conf/pipeline.yaml").read_text())["overrides"]
+    script = ("import atexit, json, runpy, sys\n"
+              "atexit.register(lambda: print('MODULES=' + json.dumps(sorted(m for m in sys.modules "
+              "if m.split('.')[0] == 'rnnlab'))))\n"
+              "sys.argv[0] = 'rnnlab-train'\n"
+              "runpy.run_module('rnnlab.train', run_name='__main__')\n")
+    env = {**_env(repo), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.run([sys.executable, "-c", script, "experiment=tiny_study", *overrides, "model.cell=lstm",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("MODULES=")]
+    imported = set(json.loads(line.removeprefix("MODULES=")))
+    assert {"rnnlab.tasks.classify", "rnnlab.models.classifier", "rnnlab.tasks.mlflow_model"} <= imported
+    assert imported <= digested, f"imported, not digested: {sorted(imported - digested)}"
 
 
 def _commit(repo: Path) -> None:

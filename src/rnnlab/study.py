@@ -3,12 +3,17 @@ each of its jobs (what stage configure@<study> writes, so DVC re-runs the sweep 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
+from rnnlab import code_deps
 from rnnlab.config import compose, sweep_jobs
 from rnnlab.config_schema import validate
 from rnnlab.errors import ConfigError
 from rnnlab.pipeline import pipeline_settings
+from rnnlab.tasks import KINDS
 from rnnlab.tracking.resume import result_config
 from rnnlab.tracking.runs import flatten
 
@@ -24,16 +29,39 @@ def study_overrides(study: str) -> list[str]:
     return [*settings.get("launcher", []), f"experiment={study}", *own, *settings.get("overrides", [])]
 
 
-def study_configs(study: str) -> dict:
+def study_configs(study: str, script: Path | None = None) -> dict:
     """Every job of the study's sweep as its resolved config, without the keys that cannot change a result (the
-    ones the resume hash leaves out): {"jobs": n, "common": {key: value}, "varying": [{key: value} per job]}.
-    This is what the sweep@<study> stage depends on, so DVC re-runs it exactly when a job's config changes."""
-    composed = [compose(job) for job in sweep_jobs(study_overrides(study))]
+    ones the resume hash leaves out), and the code its runs can execute: {"jobs": n, "common": {key: value},
+    "varying": [{key: value} per job], "code": {file: sha256}}. This is what the sweep@<study> stage depends
+    on, so DVC re-runs it exactly when a job's config or the code it runs changes. `script`: the stage's script
+    (pipelines/sweep.py), whose imports are part of that code."""
+    overrides = study_overrides(study)
+    composed = [compose(job) for job in sweep_jobs(overrides)]
     for cfg in composed:
         validate(cfg)
-    jobs = [flatten(result_config(OmegaConf.to_container(cfg, resolve=True))) for cfg in composed]
+    resolved = [OmegaConf.to_container(cfg, resolve=True) for cfg in composed]
+    jobs = [flatten(result_config(job)) for job in resolved]
     keys = sorted({key for job in jobs for key in job})
     common = {key: jobs[0][key] for key in keys
               if all(key in job and job[key] == jobs[0][key] for job in jobs)}
     varying = [{key: job[key] for key in sorted(job) if key not in common} for job in jobs]
-    return {"jobs": len(jobs), "common": common, "varying": varying}
+    hydra = OmegaConf.to_container(compose(sweep_jobs(overrides)[0], return_hydra_config=True).hydra,
+                                   resolve=False)
+    return {"jobs": len(jobs), "common": common, "varying": varying,
+            "code": study_code([*resolved, hydra], script)}
+
+
+def study_code(configs: list[dict], script: Path | None = None) -> dict[str, str]:
+    """{file: sha256} of every rnnlab file a sweep of these job configs (and Hydra's config) can execute: the
+    training entry point `rnnlab.train`, the sweep stage's script, the task module each job's `task.kind` selects
+    (tasks.KINDS: only those, not the whole table) and every rnnlab name the configs hold (models' `_target_`,
+    Hydra's callbacks, logging filters), each with its import closure."""
+    names = {"rnnlab.train"}
+    for config in configs:
+        names |= set(code_deps.MODULE_NAME.findall(json.dumps(config, default=str)))
+        kind = (config.get("task") or {}).get("kind")
+        if kind in KINDS:
+            names.add(KINDS[kind])
+    tables = [code_deps.module_file("rnnlab.tasks")]
+    files = code_deps.import_closure([script] if script else [], names, tables)
+    return code_deps.digests(f for f in files if code_deps.PACKAGE in f.parents)

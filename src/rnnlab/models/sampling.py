@@ -14,6 +14,13 @@ from rnnlab.errors import ConfigError
 from rnnlab.models.modes import in_eval_mode
 
 STRATEGIES = ("greedy", "sample", "topk")
+# the options of `continue_prompt` / `write_for_label` and their defaults: an MLflow model's params (lm, generate)
+DEFAULTS = {"words": 20, "strategy": "greedy", "temperature": 1.0, "top_k": 10, "seed": 0}
+
+
+def options_from(params: dict) -> dict:
+    """`DEFAULTS` with the given params, each of its default's type (an MLflow model's request)."""
+    return {key: type(default)(params.get(key, default)) for key, default in DEFAULTS.items()}
 
 
 def choose_next(logits, strategy: str, temperature: float, top_k: int, generator, banned=(PAD_ID,)):

@@ -56,16 +56,23 @@ WALL_TIME_NOTES = ("Time per epoch is the wall time of `fit` (validation include
 def reproducibility(machine: dict | None) -> str:
     """Which of the report's figures a rerun repeats exactly, and which only within their spread."""
     where = f" on this machine ({machine_line(machine)})" if machine else ""
-    return (f"Rerun from a fresh clone{where}, `dvc repro` repeats every number in this table, metrics.json and "
-            "figures/ byte for byte (seeded, deterministic kernels, one Word2Vec thread). On another CPU model the "
-            "data splits, vocabularies and parameter counts are identical, but float kernels take other code paths "
-            "(oneDNN / BLAS per vector unit): embeddings and weights differ in their last bits and training "
-            "amplifies that, so scores (and the epoch selected) agree only within their intervals (the ± column), "
-            "and where intervals overlap another configuration may come out on top.")
+    same = (f"Rerun from a fresh clone{where}, `dvc repro` repeats every number in this table, metrics.json and "
+            "figures/ byte for byte (seeded, deterministic kernels, one Word2Vec thread).")
+    differ = ("scores (and the epoch selected) agree only within their intervals (the ± column), and where "
+              "intervals overlap another configuration may come out on top.")
+    if machine and machine.get("kernels", "native") != "native":
+        return (f"{same} Another x86-64 CPU with AVX2 runs the same float kernels (rnnlab/cpu_kernels.py): data "
+                "splits, vocabularies, embeddings and parameter counts are identical, and so are most runs (an AMD "
+                "EPYC and an Intel Xeon agreed to the last bit on 11 of the 15 runs of the why_rnn study, not on "
+                "the tanh RNN's). A run that differs in one bit trains into another model: its " + differ)
+    return (f"{same} On another CPU model the data splits, vocabularies and parameter counts are identical, but "
+            "float kernels take other code paths (oneDNN / BLAS per vector unit): embeddings and weights differ "
+            "in their last bits and training amplifies that, so " + differ)
 
 
 def machine_line(machine: dict) -> str:
-    parts = [machine.get("cpu"), f"{machine['cores']} cores" if machine.get("cores") else None, machine.get("torch")]
+    parts = [machine.get("cpu"), f"{machine['cores']} cores" if machine.get("cores") else None, machine.get("torch"),
+             f"kernels: {machine['kernels']}" if machine.get("kernels") else None]
     return ", ".join(part for part in parts if part)
 
 

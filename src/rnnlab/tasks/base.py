@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from rnnlab.embeddings.build import check_onehot_size, load_matrix
+from rnnlab.embeddings.matrix import check_onehot_size, load_matrix
 from rnnlab.errors import ConfigError
 
 

@@ -17,6 +17,7 @@ from rnnlab.io import write_json
 from rnnlab.tasks.base import Built, TaskModule, input_layer, run_output_dir
 
 EXAMPLES_FILE = "examples.json"
+MODEL_EXAMPLE = "a touching , funny and beautifully acted film"  # the MLflow model's input example
 
 
 def build(cfg) -> Built:
@@ -58,6 +59,17 @@ def classify_texts(model, tokenizer, data_cfg, texts: list[str]) -> list[dict]:
     return [{"text": text, "label": labels[int(p.argmax())],
              "probabilities": {str(name): round(float(v), 4) for name, v in zip(labels, p, strict=True)}}
             for text, p in zip(texts, probs, strict=True)]
+
+
+def model_example(config) -> tuple[str, dict | None]:
+    """The MLflow model's input example and params (tasks/mlflow_model.py)."""
+    return MODEL_EXAMPLE, None
+
+
+def predict_rows(model, tokenizer, config, texts: list[str], params: dict) -> list[dict]:
+    """The MLflow model's output: `label` and `p_<label>` per class, a row per text."""
+    return [{"label": row["label"], **{f"p_{name}": p for name, p in row["probabilities"].items()}}
+            for row in classify_texts(model, tokenizer, config.data, texts)]
 
 
 def word_log_odds(train, tokenizer, words: list[str], labels: list[str]) -> dict[str, float]:

@@ -72,6 +72,28 @@ def model_for_run(config, tokenizer, files: Path):
                        **input_layer(config.embedding))
 
 
+def model_example(config) -> tuple[str, dict | None]:
+    """The MLflow model's input example (a label) and params (tasks/mlflow_model.py): the sampling options."""
+    from rnnlab.models.sampling import DEFAULTS
+
+    return str(config["data"]["labels"][0]), dict(DEFAULTS)
+
+
+def predict_rows(model, tokenizer, config, texts: list[str], params: dict) -> list[dict]:
+    """The MLflow model's output: the text `generated` for each label."""
+    from rnnlab.models import sampling
+
+    options = sampling.options_from(params)
+    labels = [str(label) for label in config.data.labels]
+    rows = []
+    for text in texts:
+        if text not in labels:
+            raise ConfigError(f"text={text!r}: a task=generate model writes for a label; give one of {labels}")
+        rows.append({"generated": " ".join(sampling.write_for_label(model, tokenizer, labels.index(text),
+                                                                    **options))})
+    return rows
+
+
 def sampling_options(task_cfg) -> dict:
     """The task's sampling options, checked: one error naming the bad key."""
 

@@ -46,6 +46,22 @@ def model_for_run(config, tokenizer, files: Path):
     return instantiate(config.model, vocab_size=tokenizer.get_vocab_size(), **input_layer(config.embedding))
 
 
+def model_example(config) -> tuple[str, dict | None]:
+    """The MLflow model's input example and params (tasks/mlflow_model.py): the sampling options."""
+    from rnnlab.models.sampling import DEFAULTS
+
+    return "the company said", dict(DEFAULTS)
+
+
+def predict_rows(model, tokenizer, config, texts: list[str], params: dict) -> list[dict]:
+    """The MLflow model's output: the `continuation` of each prompt."""
+    from rnnlab.models import sampling
+
+    options = sampling.options_from(params)
+    return [{"continuation": " ".join(sampling.continue_prompt(model, tokenizer, text, **options))}
+            for text in texts]
+
+
 class HoldThenDecay:
     """LambdaLR factor for epoch e (0-based): 1 for the first `hold` epochs, then decay ** (e - hold + 1)."""
 

@@ -26,14 +26,11 @@ import mlflow.pyfunc  # this module is imported only where a model is logged or 
 import pandas as pd
 
 from rnnlab import checkpoints
-from rnnlab.errors import ConfigError
-from rnnlab.tasks import load_files
+from rnnlab.tasks import load_files, task_module
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per run in a sweep's output
 MODEL_NAME = "model"
-GENERATION_PARAMS = {"words": 20, "strategy": "greedy", "temperature": 1.0, "top_k": 10, "seed": 0}
-EXAMPLES = {"classify": "a touching , funny and beautifully acted film", "ner": "EU rejects German call",
-            "translation": "Where is the train station ?", "lm": "the company said"}
+PYFUNC_CODE = "rnnlab.tasks.pyfunc_code"  # the model's code: MLflow runs this module's file when it loads one
 
 
 class RunModel(mlflow.pyfunc.PythonModel):
@@ -57,41 +54,8 @@ def _texts(model_input) -> list[str]:
 
 
 def predict_rows(model, tokenizer, config, texts: list[str], params: dict) -> list[dict]:
-    """One output row per text, by the run's task (the pyfunc's predict)."""
-    kind = config.task.get("kind", "classify")
-    if kind == "classify":
-        from rnnlab.tasks.classify import classify_texts
-
-        return [{"label": row["label"], **{f"p_{name}": p for name, p in row["probabilities"].items()}}
-                for row in classify_texts(model, tokenizer, config.data, texts)]
-    if kind == "ner":
-        from rnnlab.tasks.ner import tag
-
-        sentences = [text.split() for text in texts]
-        if not all(sentences):
-            raise ConfigError("an empty text cannot be tagged: give at least one word per text")
-        return [{"tags": " ".join(tags)} for tags in tag(model, tokenizer, sentences)]
-    if kind == "translation":
-        from rnnlab.tasks.translation import translate
-
-        beam = int(params.get("beam", config.task.get("beam_size", 5)))
-        penalty = float(params.get("length_penalty", config.task.get("length_penalty", 1.0)))
-        return [{"translation": row["translation"]}
-                for row in translate(model, tokenizer, texts, beam=beam, length_penalty=penalty)]
-    from rnnlab.models import sampling
-
-    options = {key: type(default)(params.get(key, default)) for key, default in GENERATION_PARAMS.items()}
-    if kind == "lm":
-        return [{"continuation": " ".join(sampling.continue_prompt(model, tokenizer, text, **options))}
-                for text in texts]
-    labels = [str(label) for label in config.data.labels]
-    rows = []
-    for text in texts:
-        if text not in labels:
-            raise ConfigError(f"text={text!r}: a task=generate model writes for a label; give one of {labels}")
-        rows.append({"generated": " ".join(sampling.write_for_label(model, tokenizer, labels.index(text),
-                                                                    **options))})
-    return rows
+    """One output row per text, as the run's task module says (its `predict_rows`): the pyfunc's predict."""
+    return task_module(config.task.get("kind", "classify")).predict_rows(model, tokenizer, config, texts, params)
 
 
 def _model_files(out: Path, config_yaml: dict, files: list[Path], fitted: Path) -> None:
@@ -143,17 +107,16 @@ def log_run_model(mlflow_client, uri: str, run_id: str, exp_id: str, config_yaml
                   fitted: Path, step: int = 0) -> str | None:
     """Log the run's pyfunc model (a LoggedModel named `model` whose source run is the run; `runs:/<id>/model`)
     with a signature and an input example; returns its model id (None for a task without text)."""
-    kind = config_yaml.get("task", {}).get("kind", "classify")
-    if kind == "longrange":
+    task = task_module(config_yaml.get("task", {}).get("kind", "classify"))
+    if not hasattr(task, "predict_rows"):  # a long-range run: synthetic sequences, no text
         return None
+    import importlib.util
+
     import mlflow
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import infer_signature
 
-    example_text = EXAMPLES.get(kind) or str(config_yaml["data"]["labels"][0])
-    params = ({"beam": int(config_yaml["task"].get("beam_size", 5)),
-               "length_penalty": float(config_yaml["task"].get("length_penalty", 1.0))}
-              if kind == "translation" else dict(GENERATION_PARAMS) if kind in ("lm", "generate") else None)
+    example_text, params = task.model_example(config_yaml)
     with tempfile.TemporaryDirectory() as tmp:
         run_files = Path(tmp) / "run"
         _model_files(run_files, config_yaml, files, fitted)
@@ -163,7 +126,7 @@ def log_run_model(mlflow_client, uri: str, run_id: str, exp_id: str, config_yaml
         mlflow.set_tracking_uri(uri)  # the model logger is MLflow's fluent API; no run is made active
         logged = mlflow_client.create_logged_model(exp_id, name=MODEL_NAME, source_run_id=run_id)
         with _quiet_mlflow():
-            mlflow.pyfunc.log_model(name=MODEL_NAME, python_model=str(Path(__file__).with_name("pyfunc_code.py")),
+            mlflow.pyfunc.log_model(name=MODEL_NAME, python_model=importlib.util.find_spec(PYFUNC_CODE).origin,
                                     artifacts={"run": str(run_files)}, model_id=logged.model_id,
                                     signature=infer_signature(example, output, params),
                                     input_example=(example, params) if params else example,

@@ -10,6 +10,7 @@ from torch import nn
 
 from rnnlab.data.case import case_id
 from rnnlab.data.tokenization import load_tokenizer, word_id
+from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Built, TaskModule, input_layer
 
 
@@ -59,6 +60,19 @@ def tag(model, tokenizer, sentences: list[list[str]]) -> list[list[str]]:
         scores = model(batch["input_ids"], batch["lengths"], batch["case_ids"], batch.get("char_ids"))
         best = model.decode(scores, batch["lengths"])
     return [[model.tag_names[t] for t in row] for row in best]
+
+
+def model_example(config) -> tuple[str, dict | None]:
+    """The MLflow model's input example and params (tasks/mlflow_model.py)."""
+    return "EU rejects German call", None
+
+
+def predict_rows(model, tokenizer, config, texts: list[str], params: dict) -> list[dict]:
+    """The MLflow model's output: `tags`, one per whitespace-separated word of each text."""
+    sentences = [text.split() for text in texts]
+    if not all(sentences):
+        raise ConfigError("an empty text cannot be tagged: give at least one word per text")
+    return [{"tags": " ".join(tags)} for tags in tag(model, tokenizer, sentences)]
 
 
 def entity_scores(gold: list[list[str]], predicted: list[list[str]], prefix: str) -> dict[str, float]:

@@ -120,6 +120,20 @@ def translate(model, source_tokenizer, texts: list[str], beam: int = 5, length_p
     return results
 
 
+def model_example(config) -> tuple[str, dict | None]:
+    """The MLflow model's input example and params (tasks/mlflow_model.py): the beam and length penalty."""
+    return "Where is the train station ?", {"beam": int(config["task"].get("beam_size", 5)),
+                                            "length_penalty": float(config["task"].get("length_penalty", 1.0))}
+
+
+def predict_rows(model, tokenizer, config, texts: list[str], params: dict) -> list[dict]:
+    """The MLflow model's output: a `translation` per text."""
+    beam = int(params.get("beam", config.task.get("beam_size", 5)))
+    penalty = float(params.get("length_penalty", config.task.get("length_penalty", 1.0)))
+    return [{"translation": row["translation"]}
+            for row in translate(model, tokenizer, texts, beam=beam, length_penalty=penalty)]
+
+
 def attention_map(weights: torch.Tensor, source_words: list[str], output_words: list[str]):
     """A matplotlib Figure: rows = output words (the last one `<eos>`), columns = source words, cells = weights."""
     import matplotlib

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import rnnlab
+from rnnlab import cpu_kernels
 from rnnlab.errors import ConfigError
 
 PARENT_ENV = "RNNLAB_PARENT_RUN_ID"
@@ -219,7 +220,8 @@ MACHINE_TAG = "rnnlab.machine."
 
 def machine() -> dict[str, str]:
     """What a run's float results depend on beyond code, config and data: the CPU model (float kernels take other
-    code paths on other CPUs), its core count, and the torch build. Tagged on every run (`rnnlab.machine.*`)."""
+    code paths on other CPUs unless rnnlab/cpu_kernels.py holds them to one), the kernel switches in force, its
+    core count, and the torch build. Tagged on every run (`rnnlab.machine.*`)."""
     import platform
     from importlib.metadata import version
 
@@ -233,7 +235,7 @@ def machine() -> dict[str, str]:
         cpu = f"{info.get('model name', cpu)} (family {info.get('cpu family')} model {info.get('model')}" + (
             f", {isa.replace('F', '') if isa == 'AVX512F' else isa})" if isa else ")")
     return {"cpu": cpu, "cores": str(os.cpu_count()), "torch": f"torch {version('torch')}",
-            "python": f"Python {platform.python_version()}"}
+            "python": f"Python {platform.python_version()}", "kernels": cpu_kernels.effective()}
 
 
 def is_global_zero() -> bool:
