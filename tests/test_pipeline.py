@@ -133,6 +133,29 @@ def test_repro_builds_every_stage_output(repo):
     assert predicted.returncode == 0 and predicted.stdout.split("\t")[0] in ("negative", "positive"), predicted.stderr
 
 
+def test_dvc_plots_draws_each_configurations_learning_curve_and_the_figures(repo, tmp_path):
+    """The report stage writes each configuration's learning curve as data (the validation objective, mean over
+    seeds, per epoch) and declares it and the figures as DVC plots, so `dvc plots show` renders them."""
+    import statistics
+
+    rows = json.loads((repo / "results/tiny_study/runs.json").read_text())["runs"]
+    curves = repo / "results/tiny_study/curves"
+    assert sorted(p.name for p in curves.glob("*.csv")) == ["word2vec-lstm-1l-uni.csv", "word2vec-rnn-1l-uni.csv"]
+    for cell in ("rnn", "lstm"):
+        lines = (curves / f"word2vec-{cell}-1l-uni.csv").read_text().splitlines()
+        histories = [r["history"]["val_acc"] for r in rows if r["config"]["cell"] == cell]
+        assert lines[0] == "epoch,val_acc" and len(lines) == 1 + min(map(len, histories))
+        for epoch, line in enumerate(lines[1:]):
+            assert float(line.split(",")[1]) == pytest.approx(statistics.fmean(h[epoch][1] for h in histories),
+                                                               abs=1e-6)
+    shown = json.loads(_dvc(repo, "plots", "show", "--json", "-o", str(tmp_path / "plots")).stdout)
+    drawn = json.dumps(shown)
+    for path in ("results/tiny_study/curves/word2vec-lstm-1l-uni.csv", "results/tiny_study/figures/learning_curves.png",
+                 "results/tiny_why/curves/bag-word2vec.csv"):
+        assert path in drawn, path
+    assert (tmp_path / "plots/index.html").is_file() or any((tmp_path / "plots").iterdir())
+
+
 def test_the_order_task_puts_an_order_blind_model_at_chance(repo):
     """derive@tiny_order pairs every text with its words in another order, in the text's own split; the bag of
     embeddings gives both members of a pair the same prediction, so it scores exactly one half."""

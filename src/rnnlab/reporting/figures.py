@@ -8,7 +8,7 @@ import io
 import statistics
 
 from rnnlab.reporting.configurations import ORDER, describe
-from rnnlab.reporting.statistics import headline, objective
+from rnnlab.reporting.statistics import headline, mean_curve, objective
 
 CELL_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 STYLES = ["-", "--", ":", "-."]
@@ -59,13 +59,9 @@ def learning_curves(rows, groups):
     figure, axes = plt.subplots(figsize=(8, 4.5))
     drawn = False
     for group in groups:
-        curves = [r.get("history", {}).get(metric) or [] for r in group["runs"] if r["status"] == "FINISHED"]
-        curves = [c for c in curves if c]
-        if not curves:
+        xs, ys = mean_curve(group, metric)
+        if not xs:
             continue
-        length = min(len(c) for c in curves)
-        xs = [c[0] for c in curves[0][:length]] if by_step else list(range(1, length + 1))
-        ys = [statistics.fmean(c[i][1] for c in curves) for i in range(length)]
         axes.plot(xs, ys, _style(groups, group), color=_color(group["config"]), marker=".",
                   label=describe(group["config"]))
         drawn = True

@@ -1,4 +1,4 @@
-"""A sweep's report files: report.md, report.html, figures/*.png and metrics.json."""
+"""A sweep's report files: report.md, report.html, figures/*.png, curves/*.csv and metrics.json."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from rnnlab.io import atomic_file, write_json
 from rnnlab.reporting.figures import report_figures
 from rnnlab.reporting.html import report_html
 from rnnlab.reporting.markdown import report_markdown, sweep_machine
-from rnnlab.reporting.statistics import config_groups, dvc_metrics
+from rnnlab.reporting.statistics import config_groups, curve_tables, dvc_metrics
 
 WALL_TIME_FIGURES = ("cost",)  # drawn from wall times: in report.html only
 
 
 def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path]:
-    """report.md, report.html (self-contained: images inlined), figures/*.png and metrics.json in out_dir.
-    All but report.html repeat byte for byte when the runs' metrics do; wall-time figures go to report.html only."""
+    """report.md, report.html (self-contained: images inlined), figures/*.png, curves/<configuration>.csv (the
+    learning curves as data, for `dvc plots`) and metrics.json in out_dir. All but report.html repeat byte for
+    byte when the runs' metrics do; wall-time figures go to report.html only."""
     out = Path(out_dir)
     rows = sweep["runs"]
     groups = config_groups(rows)
@@ -27,6 +28,12 @@ def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path
     for name, (_, png) in repeatable.items():
         with atomic_file(out / "figures" / f"{name}.png", "wb") as handle:
             handle.write(png)
+    (out / "curves").mkdir(exist_ok=True)
+    for stale in (out / "curves").glob("*.csv"):
+        stale.unlink()
+    for key, table in curve_tables(groups).items():
+        with atomic_file(out / "curves" / f"{key}.csv") as handle:
+            handle.write(table)
     markdown = report_markdown(title, rows, {caption: f"figures/{name}.png"
                                              for name, (caption, _) in repeatable.items()}, sweep_machine(rows))
     with atomic_file(out / "report.md") as handle:

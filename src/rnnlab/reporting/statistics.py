@@ -219,6 +219,31 @@ def best_row(rows: list[dict]) -> dict | None:
     return max(finished, key=lambda r: r[key] if higher else -r[key])
 
 
+def mean_curve(group: dict, metric: str) -> tuple[list, list[float]]:
+    """(x, mean over the group's finished runs) of a per-epoch validation metric, over the epochs every run has;
+    x is the epoch (1, 2, ...), or the optimisation step for a long-range task (validated every N steps)."""
+    curves = [c for r in group["runs"] if r["status"] == "FINISHED" and (c := r.get("history", {}).get(metric))]
+    if not curves:
+        return [], []
+    length = min(len(c) for c in curves)
+    xs = [c[0] for c in curves[0][:length]] if group["task"] == "longrange" else list(range(1, length + 1))
+    return xs, [statistics.fmean(c[i][1] for c in curves) for i in range(length)]
+
+
+def curve_tables(groups: list[dict]) -> dict[str, str]:
+    """{configuration key: CSV text} of each configuration's learning curve (the metric it was selected by,
+    mean over seeds, per epoch or step): the data of `dvc plots show` / `dvc plots diff`."""
+    tables = {}
+    for group in groups:
+        metric = objective(group)[0]
+        xs, ys = mean_curve(group, metric)
+        if xs:
+            x_name = "step" if group["task"] == "longrange" else "epoch"
+            tables[config_key(group["config"])] = "".join(
+                [f"{x_name},{metric}\n", *(f"{x},{y:.6g}\n" for x, y in zip(xs, ys, strict=True))])
+    return tables
+
+
 def dvc_metrics(rows: list[dict]) -> dict:
     """Mean metrics keyed by configuration, plus the best configuration, for `dvc metrics show` / `diff`."""
     metrics = {}
