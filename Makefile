@@ -43,9 +43,11 @@ $(STAMP_RAY): pyproject.toml constraints.txt constraints-ray.txt
 	$(VENV_RAY)/bin/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch drifted to ' + v)"
 	touch $(STAMP_RAY)
 
-# The stages call `python`: the venv's, via PATH.
+# The stages call `python`: the venv's, via PATH. DVC skips a stage whose committed outputs are up to date (a fresh
+# clone prints the committed results at once); FORCE=1 re-runs every stage of the study from the data fetch on.
+FORCE ?=
 run: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro report@$(STUDY)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro $(if $(filter 1,$(FORCE)),--force )report@$(STUDY)
 	@cat results/$(STUDY)/report.md
 
 run-all: setup

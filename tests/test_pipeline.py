@@ -315,6 +315,55 @@ def test_two_fresh_clones_reproduce_the_study_byte_for_byte(repo, tmp_path):
     assert len(set(ids)) == 3  # really three sweeps, not one read three times
 
 
+def _experiment(shown: list[dict], name: str) -> dict:
+    """One experiment's data in `dvc exp show --json`."""
+    for row in shown:
+        for group in row.get("experiments") or []:
+            for rev in group["revs"]:
+                if rev["name"] == name:
+                    return rev["data"]
+    raise AssertionError(f"no experiment {name!r} in dvc exp show: {[row['rev'] for row in shown]}")
+
+
+def test_dvc_exp_run_sets_one_parameter_and_exp_show_lists_it_with_the_metrics(repo):
+    """`dvc exp run --temp -S conf/experiment/<study>.yaml:+key=value`, as the README shows (the study's own file is
+    a params file of its configure stage): the experiment trains in DVC's temporary copy, its runs land in the
+    project's own store (the default one, not an mlflow.db deleted with the copy), the workspace is left as it was,
+    and `dvc exp show` lists the changed key beside the study's metrics."""
+    from rnnlab.tracking import runs
+
+    _commit(repo)
+    metrics = json.loads((repo / "results/tiny_study/metrics.json").read_text())
+    client = runs.client(f"sqlite:///{repo / 'mlflow.db'}")
+    parents_before = {run.info.run_id for run in client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`rnnlab.kind` = 'sweep'")}
+    env = _env(repo)
+    del env["MLFLOW_TRACKING_URI"]  # a user's default: sqlite:///<project>/mlflow.db
+    dvc = Path(sys.executable).parent / "dvc"
+    proc = subprocess.run([str(dvc), "exp", "run", "--temp", "-n", "one-epoch", "-S",
+                           "conf/experiment/tiny_study.yaml:+trainer.max_epochs=1"],
+                          cwd=repo, env=env, capture_output=True, text=True)
+    try:
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert json.loads((repo / "results/tiny_study/metrics.json").read_text()) == metrics  # workspace untouched
+        data = _experiment(json.loads(_dvc(repo, "exp", "show", "--json").stdout), "one-epoch")
+        assert data["params"]["conf/experiment/tiny_study.yaml"]["data"]["trainer"] == {"max_epochs": 1}
+        shown = data["metrics"]["results/tiny_study/metrics.json"]["data"]
+        assert set(shown) == set(metrics) and shown != metrics  # the study's table, from one epoch instead of 2
+        table = _dvc(repo, "exp", "show", "--csv").stdout
+        assert "trainer.max_epochs" in table.splitlines()[0]
+        new_parents = [run for run in client.search_runs(
+            [e.experiment_id for e in client.search_experiments()], "tags.`rnnlab.kind` = 'sweep'")
+            if run.info.run_id not in parents_before]
+        assert len(new_parents) == 1, "the experiment's sweep is not in the project's mlflow.db"
+        children = runs.child_runs(client, new_parents[0].info.run_id)
+        assert sorted(c.data.params["model.cell"] for c in children) == ["lstm", "rnn"]
+        assert {c.data.params["trainer.max_epochs"] for c in children} == {"1"}
+    finally:
+        _dvc(repo, "exp", "remove", "--all")
+    assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
+
+
 def test_a_fresh_clone_pulls_the_data_and_embeddings_from_a_dvc_remote(repo, tmp_path):
     """`dvc push` to a local directory remote, then `git clone` + `dvc pull`: the clone has byte-identical data
     and embeddings, and DVC finds every stage up to date there (nothing to recompute)."""
