@@ -10,15 +10,19 @@ from rnnlab.errors import exit_on_user_error
 
 @exit_on_user_error
 def main() -> None:
+    from omegaconf import OmegaConf
+
+    from rnnlab.pipeline import pipeline_settings
     from rnnlab.reporting.files import write_report
     from rnnlab.reporting.parent_run import attach_report, register_best
 
     study = sys.argv[1]
     out = Path("results") / study
     sweep = json.loads((out / "runs.json").read_text())
-    written = write_report(out, f"Study `{study}`", sweep)
-    print(written["markdown"].read_text())
-    print(f"report: {written['html']}")
+    # a study that tunes hyper-parameters names them with their untuned defaults in conf/pipeline.yaml (`tuned`)
+    tuned = pipeline_settings().studies[study].get("tuned")
+    written = write_report(out, f"Study `{study}`", sweep, OmegaConf.to_container(tuned) if tuned else None)
+    print(f"report: {written['markdown']} and {written['html']}")  # `make run` prints report.md itself
     # the tracking store: $MLFLOW_TRACKING_URI, else ./mlflow.db (the sweep's runs.json names its parent run)
     metrics = json.loads(written["metrics"].read_text())
     if attach_report(out, sweep["parent_run_id"], metrics):

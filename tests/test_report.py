@@ -80,6 +80,56 @@ def test_one_seed_per_configuration_says_no_comparison_is_possible():
     assert any("One seed per configuration" in line for line in significance(config_groups(rows)))
 
 
+def _tuned_rows(drop=None):
+    """rnn and gru, each at two learning rates and three seeds. Validation prefers lr 0.01 for the rnn and 0.001 for
+    the gru; the test scores would prefer the opposite, so a choice made on them would show."""
+    val = {("rnn", "0.001"): 0.60, ("rnn", "0.01"): 0.70, ("gru", "0.001"): 0.80, ("gru", "0.01"): 0.75}
+    test = {("rnn", "0.001"): 0.66, ("rnn", "0.01"): 0.64, ("gru", "0.001"): 0.74, ("gru", "0.01"): 0.78}
+    rows = []
+    for (cell, lr), score in val.items():
+        if (cell, lr) == drop:
+            continue
+        for seed in ("1", "2", "3"):
+            row = _row("classify", cell, seed=seed, best_val_acc=score + int(seed) / 1000,
+                       test_acc=test[cell, lr] + int(seed) / 1000)
+            row["config"] = {**row["config"], "optimizer.lr": lr}
+            rows.append(row)
+    return rows
+
+
+def test_tuning_reports_each_configuration_at_its_best_validation_setting(tmp_path):
+    from rnnlab.reporting.files import write_report
+    from rnnlab.reporting.tuning import tune
+
+    chosen, summary = tune(_tuned_rows(), {"optimizer.lr": 0.001})
+    assert {(r["config"]["cell"], r["tuned"]["optimizer.lr"]) for r in chosen} == {("rnn", "0.01"), ("gru", "0.001")}
+    assert all("optimizer.lr" not in r["config"] for r in chosen) and len(chosen) == 6
+    assert summary["equal_budget"] and summary["settings"] == 2
+    written = write_report(tmp_path, "tuned", {"parent_run_id": "p", "runs": _tuned_rows()}, {"optimizer.lr": 0.001})
+    markdown = written["markdown"].read_text()
+    assert "every configuration tried the same 2 settings of `optimizer.lr`" in markdown
+    # configuration, settings tried, chosen lr, selected val, test at the chosen lr, test at the default lr
+    assert re.search(r"\| learned-rnn-2l-bi \| 2 \| 0\.01 \| 0\.7020 ± \S+ \| 0\.6420 ± \S+ \| 0\.6620 ± \S+ \|",
+                     markdown), markdown
+    assert re.search(r"\| learned-gru-2l-bi \| 2 \| 0\.001 \| 0\.8020 ± \S+ \| 0\.7420 ± \S+ \| 0\.7420 ± \S+ \|",
+                     markdown), markdown
+    # the main table, the tests and metrics.json compare the configurations at their chosen settings
+    assert "| learned | gru | 2 | bi | 3 |" in markdown and "optimizer.lr | seeds" not in markdown
+    assert json.loads(written["metrics"].read_text())["learned-rnn-2l-bi"]["test_acc"] == 0.642
+    assert "test at optimizer.lr=0.001 (untuned)" in written["html"].read_text()
+
+
+def test_tuning_says_when_the_budget_was_not_equal_and_refuses_keys_the_sweep_did_not_vary():
+    from rnnlab.errors import ConfigError
+    from rnnlab.reporting.tuning import tune, tuning_table
+
+    _, summary = tune(_tuned_rows(drop=("gru", "0.01")), {"optimizer.lr": 0.001})
+    assert not summary["equal_budget"]
+    assert "**unequal tuning budget**: the configurations tried between 1 and 2 settings" in tuning_table(summary)["intro"]
+    with pytest.raises(ConfigError, match=r"tuned keys \['optimizer.weight_decay'\] are not swept"):
+        tune(_tuned_rows(), {"optimizer.weight_decay": 0.0})
+
+
 @pytest.mark.slow
 def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -2,9 +2,12 @@
 
 1. Co-occurrence counts X_ij over a symmetric window with 1/d weighting. Windows never cross a line (document)
    boundary; out-of-vocabulary words are dropped from the stream first, as in the reference C `cooccur`.
-   The corpus is counted in chunks of lines, so memory is bounded by the chunk size plus the sparse result.
+   The corpus is counted in chunks of lines; X is symmetric, so only its upper triangle is counted and kept (one
+   int64 key and one float64 sum per pair, merged chunk by chunk) until the CSR matrix is written out. Peak memory
+   is about 3x the upper triangle plus one chunk (benchmarks/glove_imdb.py; docs/studies.md).
 2. Weighted least squares  sum_ij f(X_ij) (w_i . c_j + b_i + b'_j - log X_ij)^2  with f(x) = min(1, (x/x_max)^alpha),
-   optimised by AdaGrad pair by pair over the once-shuffled non-zeros, compiled with numba (seeded; Hogwild threads).
+   optimised by AdaGrad pair by pair over the once-shuffled non-zeros (shuffled in place: no index array),
+   compiled with numba (seeded; Hogwild threads).
 3. The embedding of word i is w_i + c_i.
 """
 
@@ -17,17 +20,16 @@ import numpy as np
 
 def cooccurrence(lines: Iterable[np.ndarray], vocab_size: int, window: int, chunk_tokens: int = 1_000_000):
     """Sparse (CSR, float64) symmetric co-occurrence matrix of id sequences; negative ids are out of vocabulary."""
-    from scipy import sparse
-
-    total = sparse.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
+    keys, sums = np.empty(0, np.int64), np.empty(0, np.float64)  # upper triangle: key i * V + j (i <= j), sum
     pending: list[np.ndarray] = []
     pending_tokens = 0
 
     def flush():
-        nonlocal total, pending, pending_tokens
+        nonlocal keys, sums, pending, pending_tokens
         if pending:
-            total = total + _count_chunk(pending, vocab_size, window)
-        pending, pending_tokens = [], 0
+            chunk_keys, chunk_sums = _count_chunk(pending, vocab_size, window)
+            pending, pending_tokens = [], 0
+            keys, sums = _merge(keys, sums, chunk_keys, chunk_sums)
 
     for ids in lines:
         ids = np.asarray(ids, dtype=np.int64)
@@ -38,24 +40,122 @@ def cooccurrence(lines: Iterable[np.ndarray], vocab_size: int, window: int, chun
         if pending_tokens >= chunk_tokens:
             flush()
     flush()
-    return total
+    return _symmetric_csr(keys, sums, vocab_size)
 
 
-def _count_chunk(lines: list[np.ndarray], vocab_size: int, window: int):
-    from scipy import sparse
-
+def _count_chunk(lines: list[np.ndarray], vocab_size: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk's upper-triangle pairs: sorted unique keys and their summed weights. Each pair at distance d is
+    coded as key * window + (d - 1) so one in-place sort of int64 codes counts every (pair, distance); a pair of
+    one word with itself adds 2/d (X_ii gets the pair from both sides, as X_ij and X_ji each get theirs)."""
     ids = np.concatenate(lines)
     line_of = np.repeat(np.arange(len(lines)), [len(line) for line in lines])
-    rows, cols, vals = [], [], []
+    codes = []
     for distance in range(1, window + 1):
         same_line = line_of[:-distance] == line_of[distance:]
         left, right = ids[:-distance][same_line], ids[distance:][same_line]
-        weight = np.full(len(left), 1.0 / distance)
-        rows += [left, right]
-        cols += [right, left]
-        vals += [weight, weight]
-    return sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(vocab_size, vocab_size)).tocsr()  # tocsr sums duplicate pairs
+        low, high = np.minimum(left, right), np.maximum(left, right)
+        codes.append((low * vocab_size + high) * window + (distance - 1))
+    del ids, line_of
+    code = np.concatenate(codes)
+    del codes
+    code.sort()
+    starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
+    counts = np.diff(np.append(starts, len(code))).astype(np.float64)
+    code = code[starts]
+    del starts
+    keys, distance = np.divmod(code, window)
+    del code
+    weight = counts / (distance + 1)
+    weight[keys // vocab_size == keys % vocab_size] *= 2.0
+    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[first], np.add.reduceat(weight, first) if len(first) else weight[:0]
+
+
+def _merge(keys_a, sums_a, keys_b, sums_b):
+    """Two sorted unique key arrays and their sums as one (sums of a key present in both added)."""
+    if not len(keys_a):
+        return keys_b, sums_b
+    return _merge_kernel()(keys_a, sums_a, keys_b, sums_b)
+
+
+def _symmetric_csr(keys: np.ndarray, sums: np.ndarray, vocab_size: int):
+    """The full symmetric CSR matrix (sorted column indices) of an upper triangle."""
+    from scipy import sparse
+
+    indptr, indices, data = _csr_kernel()(keys, sums, vocab_size)
+    return sparse.csr_matrix((data, indices, indptr), shape=(vocab_size, vocab_size))
+
+
+_KERNELS: dict = {}
+
+
+def _merge_kernel():
+    if "merge" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True)
+        def merge(keys_a, sums_a, keys_b, sums_b):
+            n = 0  # first pass: the size of the union
+            i = j = 0
+            while i < len(keys_a) and j < len(keys_b):
+                if keys_a[i] == keys_b[j]:
+                    i += 1
+                    j += 1
+                elif keys_a[i] < keys_b[j]:
+                    i += 1
+                else:
+                    j += 1
+                n += 1
+            n += len(keys_a) - i + len(keys_b) - j
+            keys = np.empty(n, np.int64)
+            sums = np.empty(n, np.float64)
+            i = j = k = 0
+            while i < len(keys_a) or j < len(keys_b):
+                if j == len(keys_b) or (i < len(keys_a) and keys_a[i] < keys_b[j]):
+                    keys[k], sums[k] = keys_a[i], sums_a[i]
+                    i += 1
+                elif i == len(keys_a) or keys_b[j] < keys_a[i]:
+                    keys[k], sums[k] = keys_b[j], sums_b[j]
+                    j += 1
+                else:
+                    keys[k], sums[k] = keys_a[i], sums_a[i] + sums_b[j]
+                    i += 1
+                    j += 1
+                k += 1
+            return keys, sums
+
+        _KERNELS["merge"] = merge
+    return _KERNELS["merge"]
+
+
+def _csr_kernel():
+    if "csr" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True)
+        def to_csr(keys, sums, vocab):
+            # Row r holds (i, r) for i < r, which come first in key order, then (r, j) for j >= r: sorted columns.
+            length = np.zeros(vocab + 1, np.int64)
+            for k in range(len(keys)):
+                i, j = keys[k] // vocab, keys[k] % vocab
+                length[i + 1] += 1
+                if i != j:
+                    length[j + 1] += 1
+            indptr = np.cumsum(length)
+            fill = indptr[:-1].copy()
+            indices = np.empty(indptr[-1], np.int32)
+            data = np.empty(indptr[-1], np.float64)
+            for k in range(len(keys)):
+                i, j = keys[k] // vocab, keys[k] % vocab
+                indices[fill[i]], data[fill[i]] = j, sums[k]
+                fill[i] += 1
+                if i != j:
+                    indices[fill[j]], data[fill[j]] = i, sums[k]
+                    fill[j] += 1
+            return indptr, indices, data
+
+        _KERNELS["csr"] = to_csr
+    return _KERNELS["csr"]
 
 
 def train_glove(counts, dim: int, iterations: int, x_max: float = 100.0, alpha: float = 0.75,
@@ -69,12 +169,13 @@ def train_glove(counts, dim: int, iterations: int, x_max: float = 100.0, alpha: 
     """
     import numba
 
-    coo = counts.tocoo()
-    order = np.random.default_rng(seed).permutation(coo.nnz)
-    rows = coo.row[order].astype(np.int32)
-    cols = coo.col[order].astype(np.int32)
-    values = coo.data[order].astype(np.float32)
+    counts = counts.tocsr()
     vocab = counts.shape[0]
+    # the training pairs, 12 bytes each (the reference C reads 16 from its shuffled file), shuffled in place
+    rows = np.repeat(np.arange(vocab, dtype=np.int32), np.diff(counts.indptr))
+    cols = counts.indices.astype(np.int32)  # a copy: the caller's matrix is left as it was
+    values = counts.data.astype(np.float32)
+    _shuffle_kernel()(rows, cols, values, seed)
     rng = np.random.default_rng(seed)
     # Each table row is [vector, bias], initialised uniform in [-0.5, 0.5] / dim; AdaGrad sums start at 1.
     words = ((rng.random((vocab, dim + 1), dtype=np.float32) - 0.5) / dim).astype(np.float32)
@@ -94,6 +195,23 @@ def train_glove(counts, dim: int, iterations: int, x_max: float = 100.0, alpha: 
     finally:
         numba.set_num_threads(previous)
     return (words[:, :dim] + contexts[:, :dim]).astype(np.float32)
+
+
+def _shuffle_kernel():
+    if "shuffle" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True)
+        def shuffle(rows, cols, values, seed):
+            np.random.seed(seed)  # numba's own seeded generator: the same order on every machine
+            for k in range(len(rows) - 1, 0, -1):  # Fisher-Yates, the three arrays together
+                other = np.random.randint(0, k + 1)
+                rows[k], rows[other] = rows[other], rows[k]
+                cols[k], cols[other] = cols[other], cols[k]
+                values[k], values[other] = values[other], values[k]
+
+        _KERNELS["shuffle"] = shuffle
+    return _KERNELS["shuffle"]
 
 
 def _compiled_pass():

@@ -9,16 +9,21 @@ from rnnlab.reporting.figures import report_figures
 from rnnlab.reporting.html import report_html
 from rnnlab.reporting.markdown import report_markdown, sweep_machine
 from rnnlab.reporting.statistics import config_groups, curve_tables, dvc_metrics
+from rnnlab.reporting.tuning import tune, tuning_table
 
 WALL_TIME_FIGURES = ("cost",)  # drawn from wall times: in report.html only
 
 
-def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path]:
+def write_report(out_dir: str | Path, title: str, sweep: dict, tuned: dict | None = None) -> dict[str, Path]:
     """report.md, report.html (self-contained: images inlined), figures/*.png, curves/<configuration>.csv (the
     learning curves as data, for `dvc plots`) and metrics.json in out_dir. All but report.html repeat byte for
-    byte when the runs' metrics do; wall-time figures go to report.html only."""
+    byte when the runs' metrics do; wall-time figures go to report.html only. `tuned` ({config key: its untuned
+    default}): each configuration is reported at its chosen setting of those keys (reporting/tuning.py)."""
     out = Path(out_dir)
-    rows = sweep["runs"]
+    rows, tuning = sweep["runs"], None
+    if tuned:
+        rows, summary = tune(rows, tuned)
+        tuning = tuning_table(summary)
     groups = config_groups(rows)
     figures = report_figures(rows, groups)  # {name: (caption, png bytes)}
     repeatable = {name: figure for name, figure in figures.items() if name not in WALL_TIME_FIGURES}
@@ -35,10 +40,10 @@ def write_report(out_dir: str | Path, title: str, sweep: dict) -> dict[str, Path
         with atomic_file(out / "curves" / f"{key}.csv") as handle:
             handle.write(table)
     markdown = report_markdown(title, rows, {caption: f"figures/{name}.png"
-                                             for name, (caption, _) in repeatable.items()}, sweep_machine(rows))
+                                             for name, (caption, _) in repeatable.items()}, sweep_machine(rows), tuning)
     with atomic_file(out / "report.md") as handle:
         handle.write(markdown)
     with atomic_file(out / "report.html") as handle:
-        handle.write(report_html(title, rows, groups, figures, sweep))
+        handle.write(report_html(title, rows, groups, figures, sweep, tuning))
     write_json(out / "metrics.json", dvc_metrics(rows))
     return {"markdown": out / "report.md", "html": out / "report.html", "metrics": out / "metrics.json"}

@@ -30,9 +30,10 @@ img { max-width: 100%; } p.note { color: #555; font-size: 13px; } code { backgro
 
 
 def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[str, tuple[str, bytes]],
-                sweep: dict | None = None) -> str:
+                sweep: dict | None = None, tuning: dict | None = None) -> str:
     """The page: report.md's content plus what differs between reruns (wall times, MLflow run ids)."""
     sweep = sweep or {}
+    tuned = [f"<p>{_inline(tuning['intro'])}</p>", _table(tuning["header"], tuning["body"])] if tuning else []
     header, body = group_table(groups, wall_times=True)
     order = ranked(groups)
     best = order[0]["config"] if order else None
@@ -64,10 +65,16 @@ def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>", f"<h1>{_inline(title)}</h1>",
         *([f'<p class="note">{"; ".join(provenance)}</p>'] if provenance else []),
-        "<h2>Configurations</h2>", *table, summary,
+        "<h2>Configurations</h2>", *table, *tuned, summary,
         f'<p class="note">{html.escape(NOTES + " " + WALL_TIME_NOTES)}</p>',
         f'<p class="note">{_inline(reproducibility(machine))}</p>',
         "<h2>Figures</h2>", *images, "<h2>Runs</h2>", *runs, "</body></html>", ""])
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    return ("<table><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in header) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>" for cells in body)
+            + "</table>")
 
 
 def _inline(text: str) -> str:

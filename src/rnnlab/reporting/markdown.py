@@ -134,12 +134,14 @@ def examples_lines(groups: list[dict]) -> list[str]:
 
 
 def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None = None,
-                    machine: dict | None = None) -> str:
+                    machine: dict | None = None, tuning: dict | None = None) -> str:
     """The report as Markdown, the same bytes on every rerun (no run ids, no wall times); `figures` maps a caption
-    to an image path relative to the report."""
+    to an image path relative to the report; `tuning`: the tuning section (reporting/tuning.py), if tuned."""
     groups = config_groups(rows)
     header, body = group_table(groups)
     parts = [f"# {title}", "", markdown_table(header, body), ""]
+    if tuning:
+        parts += [tuning["intro"], "", markdown_table(tuning["header"], tuning["body"]), ""]
     parts += [line + "\n" for line in summary_lines(rows, groups)]
     parts += [line + "\n" for line in examples_lines(groups)]
     parts += [NOTES + " Wall times per configuration and the MLflow run ids are in report.html.", "",
