@@ -330,6 +330,7 @@ def test_dvc_exp_run_sets_one_parameter_and_exp_show_lists_it_with_the_metrics(r
     a params file of its configure stage): the experiment trains in DVC's temporary copy, its runs land in the
     project's own store (the default one, not an mlflow.db deleted with the copy), the workspace is left as it was,
     and `dvc exp show` lists the changed key beside the study's metrics."""
+    from rnnlab.reporting.parent_run import pooled_metrics
     from rnnlab.tracking import runs
 
     _commit(repo)
@@ -340,25 +341,27 @@ def test_dvc_exp_run_sets_one_parameter_and_exp_show_lists_it_with_the_metrics(r
     env = _env(repo)
     del env["MLFLOW_TRACKING_URI"]  # a user's default: sqlite:///<project>/mlflow.db
     dvc = Path(sys.executable).parent / "dvc"
-    proc = subprocess.run([str(dvc), "exp", "run", "--temp", "-n", "one-epoch", "-S",
-                           "conf/experiment/tiny_study.yaml:+trainer.max_epochs=1"],
+    proc = subprocess.run([str(dvc), "exp", "run", "--temp", "-n", "lr-003", "-S",
+                           "conf/experiment/tiny_study.yaml:+optimizer.lr=0.03"],
                           cwd=repo, env=env, capture_output=True, text=True)
     try:
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         assert json.loads((repo / "results/tiny_study/metrics.json").read_text()) == metrics  # workspace untouched
-        data = _experiment(json.loads(_dvc(repo, "exp", "show", "--json").stdout), "one-epoch")
-        assert data["params"]["conf/experiment/tiny_study.yaml"]["data"]["trainer"] == {"max_epochs": 1}
+        data = _experiment(json.loads(_dvc(repo, "exp", "show", "--json").stdout), "lr-003")
+        assert data["params"]["conf/experiment/tiny_study.yaml"]["data"]["optimizer"] == {"lr": 0.03}
         shown = data["metrics"]["results/tiny_study/metrics.json"]["data"]
-        assert set(shown) == set(metrics) and shown != metrics  # the study's table, from one epoch instead of 2
+        assert set(shown) == set(metrics)  # the study's table (its numbers may equal the workspace's on tiny data)
         table = _dvc(repo, "exp", "show", "--csv").stdout
-        assert "trainer.max_epochs" in table.splitlines()[0]
+        assert "optimizer.lr" in table.splitlines()[0]
         new_parents = [run for run in client.search_runs(
             [e.experiment_id for e in client.search_experiments()], "tags.`rnnlab.kind` = 'sweep'")
             if run.info.run_id not in parents_before]
         assert len(new_parents) == 1, "the experiment's sweep is not in the project's mlflow.db"
+        # the numbers exp show lists are that sweep's own: its parent run carries them, pooled per configuration
+        assert pooled_metrics(shown) == pytest.approx(new_parents[0].data.metrics, abs=1e-9)
         children = runs.child_runs(client, new_parents[0].info.run_id)
         assert sorted(c.data.params["model.cell"] for c in children) == ["lstm", "rnn"]
-        assert {c.data.params["trainer.max_epochs"] for c in children} == {"1"}
+        assert {c.data.params["optimizer.lr"] for c in children} == {"0.03"}
     finally:
         _dvc(repo, "exp", "remove", "--all")
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
