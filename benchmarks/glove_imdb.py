@@ -92,7 +92,7 @@ def rnnlab_child(corpus: str, out: str, iterations: int, threads: int) -> None:
     """rnnlab's GloVe as the embed stage streams it: the text line by line into id arrays, no token list kept."""
     import resource
 
-    from rnnlab.embeddings.glove import cooccurrence, train_glove
+    from rnnlab.embeddings.glove import count_cooccurrences, train_glove
 
     def rss() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -110,10 +110,10 @@ def rnnlab_child(corpus: str, out: str, iterations: int, threads: int) -> None:
         lines = [np.array([index.get(w, -1) for w in line.split()], dtype=np.int32) for line in handle]
     result["vocabulary_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    matrix = cooccurrence(lines, len(vocab), window=10)
-    result.update(cooccurrence_s=time.perf_counter() - start, cooccurrence_rss_mb=rss(), nonzeros=int(matrix.nnz))
+    counts = count_cooccurrences(lines, len(vocab), window=10)
+    result.update(cooccurrence_s=time.perf_counter() - start, cooccurrence_rss_mb=rss(), nonzeros=counts.nnz)
     start = time.perf_counter()
-    vectors = train_glove(matrix, dim=100, iterations=iterations, x_max=10.0, threads=threads)
+    vectors = train_glove(counts, dim=100, iterations=iterations, x_max=10.0, threads=threads)
     result.update(training_s=time.perf_counter() - start, peak_rss_mb=rss())
     np.save(out, vectors)
     Path(out).with_suffix(".json").write_text(json.dumps({**result, "words": vocab}))

@@ -25,8 +25,10 @@ def main() -> None:
     print(f"report: {written['markdown']} and {written['html']}")  # `make run` prints report.md itself
     # the tracking store: $MLFLOW_TRACKING_URI, else ./mlflow.db (the sweep's runs.json names its parent run)
     metrics = json.loads(written["metrics"].read_text())
-    if attach_report(out, sweep["parent_run_id"], metrics):
-        print(f"report: attached to the sweep's MLflow parent run {sweep['parent_run_id']}")
+    view = attach_report(out, sweep["parent_run_id"], metrics)
+    if view:
+        print(f"report: attached to the sweep's MLflow parent run {sweep['parent_run_id']}; its runs by "
+              f"configuration, seeds averaged (`mlflow ui`): http://127.0.0.1:5000/{view}")
         registered = register_best(study, sweep["runs"])
         if registered:
             print(f"report: the best configuration's best run (by validation) is {registered}")

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from rnnlab.data.tokenization import build_tokenizer, vocabulary, words
 from rnnlab.embeddings.build import build_embedding
 from rnnlab.embeddings.evaluate import intrinsic_scores, keyed_vectors, nearest_neighbours
-from rnnlab.embeddings.glove import cooccurrence, train_glove
+from rnnlab.embeddings.glove import cooccurrence, count_cooccurrences, train_glove
 from rnnlab.embeddings.matrix import KINDS, check_onehot_size, embedding_dir, load_matrix
 from rnnlab.embeddings.pretrained import read_vectors
 from rnnlab.embeddings.word2vec import train_word2vec
@@ -118,6 +118,20 @@ def test_cooccurrence_line_of_one_token_contributes_nothing():
     base = [np.array([0, 1, 2])]
     padded = [np.array([3]), np.array([0, 1, 2]), np.array([-1, 3])]
     np.testing.assert_array_equal(_dense(cooccurrence(base, 4, window=2)), _dense(cooccurrence(padded, 4, window=2)))
+
+
+def test_glove_trains_on_the_counted_triangle_as_on_the_full_matrix_and_frees_the_triangle():
+    """The embed stage trains from the upper triangle (the full matrix is never built): the same vectors, bit for
+    bit, as from the CSR matrix of the same counts; the triangle is empty afterwards (its memory handed over)."""
+    corpus = _random_corpus(seed=4, lines=80)
+    triangle = count_cooccurrences(corpus, vocab_size=12, window=3, chunk_tokens=7)
+    matrix = triangle.to_csr()
+    assert triangle.nnz == matrix.nnz > 0
+    np.testing.assert_array_equal(_dense(matrix), _dense(cooccurrence(corpus, vocab_size=12, window=3, chunk_tokens=7)))
+    from_matrix = train_glove(matrix, dim=6, iterations=3, seed=5)
+    from_triangle = train_glove(triangle, dim=6, iterations=3, seed=5)
+    np.testing.assert_array_equal(from_triangle, from_matrix)
+    assert len(triangle.keys) == len(triangle.sums) == 0
 
 
 # ----------------------------------------------------------------------------------------------------- GloVe

@@ -37,6 +37,9 @@ def ui(tiny_project, tmp_path_factory):
     parent = next(r for r in client.search_runs([experiment.experiment_id])
                   if r.data.tags.get("rnnlab.kind") == "sweep")
     children = runs.child_runs(client, parent.info.run_id)
+    # the report attached to the parent, as the report stage does: it also shares the by-configuration view
+    subprocess.run([sys.executable, "-m", "rnnlab.report", f"parent_run_id={parent.info.run_id}",
+                    f"out={store / 'report'}", f"tracking_uri={uri}"], check=True, capture_output=True)
     port = free_port()
     command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(port)]
@@ -73,3 +76,17 @@ def test_the_compare_page_renders_the_selected_children_with_their_metrics(ui):
         assert child.info.run_name in dom  # word2vec-rnn-1l-uni-seed1, word2vec-gru-1l-uni-seed1
     for metric in ("test_acc", "best_val_acc", "params_total"):
         assert metric in dom, metric
+
+
+def test_the_shared_view_groups_the_runs_by_configuration_with_their_mean_metrics(ui):
+    """The link the README gives (`?viewStateShareKey=by-configuration`, an experiment tag the report writes) opens
+    the runs table grouped by the seedless configuration tag."""
+    from rnnlab.reporting.parent_run import configuration_view_link
+
+    base, experiment, _, children, store = ui
+    dom = _browse(f"{base}/{configuration_view_link(experiment.experiment_id)}", store / "grouped.png")
+    assert "Group by: rnnlab.configuration" in dom or "Group by: <!-- -->rnnlab.configuration" in dom
+    for child in children:
+        assert f"Group: {child.data.tags['rnnlab.configuration']}" in dom  # a group row per configuration
+        assert child.info.run_name in dom  # and its run in it
+    assert "test_acc" in dom  # a metric column of the view

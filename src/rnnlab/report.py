@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.get("out", f"reports/{parent}"))
     write_json(out / "runs.json", sweep)
     written = write_report(out, args.get("title", f"Sweep {parent}"), sweep)
-    attach_report(out, parent, json.loads(written["metrics"].read_text()), args.get("tracking_uri"))
+    view = attach_report(out, parent, json.loads(written["metrics"].read_text()), args.get("tracking_uri"))
     print(f"report: {written['html']} and {written['markdown']} ({len(sweep['runs'])} runs), also on the "
-          f"parent run {parent}")
+          f"parent run {parent}; its runs by configuration in the MLflow UI: <server>/{view}")
 
 
 if __name__ == "__main__":

@@ -44,12 +44,13 @@ def build_embedding(cfg, tokenizer, corpus_texts, out_dir: str | Path) -> dict:
         matrix, coverage = align(vectors, vocab, seed=cfg.seed)
         facts.update(coverage)
     elif cfg.name == "glove":
-        from rnnlab.embeddings.glove import cooccurrence, train_glove
+        from rnnlab.embeddings.glove import count_cooccurrences, train_glove
 
         index = tokenizer.get_vocab()
         lines = (np.array([index.get(word, -1) for word in words(tokenizer, text)]) for text in corpus_texts)
-        counts = cooccurrence(lines, len(vocab), window=cfg.window, chunk_tokens=cfg.chunk_tokens)
-        if counts.nnz == 0:
+        counts = count_cooccurrences(lines, len(vocab), window=cfg.window, chunk_tokens=cfg.chunk_tokens)
+        nonzeros = counts.nnz
+        if nonzeros == 0:
             raise DataError("embedding=glove: the corpus has no two vocabulary words within a window of each "
                             f"other ({cfg.window}); use a larger corpus (embedding corpus) or a larger window")
         losses = []
@@ -57,7 +58,7 @@ def build_embedding(cfg, tokenizer, corpus_texts, out_dir: str | Path) -> dict:
                              learning_rate=cfg.learning_rate, seed=cfg.seed, threads=cfg.threads,
                              on_iteration=lambda _, loss: losses.append(loss))
         matrix[0] = 0.0
-        facts.update(nonzeros=int(counts.nnz), losses=losses)
+        facts.update(nonzeros=nonzeros, losses=losses)
     else:  # pretrained
         from rnnlab.embeddings.pretrained import align_pretrained, check_missing_rule, read_vectors
 

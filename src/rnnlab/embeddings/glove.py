@@ -3,8 +3,10 @@
 1. Co-occurrence counts X_ij over a symmetric window with 1/d weighting. Windows never cross a line (document)
    boundary; out-of-vocabulary words are dropped from the stream first, as in the reference C `cooccur`.
    The corpus is counted in chunks of lines; X is symmetric, so only its upper triangle is counted and kept (one
-   int64 key and one float64 sum per pair, merged chunk by chunk) until the CSR matrix is written out. Peak memory
-   is about 3x the upper triangle plus one chunk (benchmarks/glove_imdb.py; docs/studies.md).
+   int64 key and one float64 sum per pair, merged chunk by chunk). Training takes its pairs straight from that
+   triangle (12 bytes per non-zero) and the triangle is dropped before the vectors are allocated: the full matrix
+   never exists (`cooccurrence` still builds it, for a caller who wants X itself). Peak memory is about twice the
+   triangle plus one chunk's codes (benchmarks/glove_imdb.py; docs/studies.md).
 2. Weighted least squares  sum_ij f(X_ij) (w_i . c_j + b_i + b'_j - log X_ij)^2  with f(x) = min(1, (x/x_max)^alpha),
    optimised by AdaGrad pair by pair over the once-shuffled non-zeros (shuffled in place: no index array),
    compiled with numba (seeded; Hogwild threads).
@@ -14,13 +16,45 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 
-def cooccurrence(lines: Iterable[np.ndarray], vocab_size: int, window: int, chunk_tokens: int = 1_000_000):
-    """Sparse (CSR, float64) symmetric co-occurrence matrix of id sequences; negative ids are out of vocabulary."""
-    keys, sums = np.empty(0, np.int64), np.empty(0, np.float64)  # upper triangle: key i * V + j (i <= j), sum
+@dataclass
+class Cooccurrences:
+    """The upper triangle of a symmetric co-occurrence matrix: sorted unique keys i * V + j (i <= j) and sums."""
+
+    keys: np.ndarray
+    sums: np.ndarray
+    vocab_size: int
+
+    @property
+    def nnz(self) -> int:
+        """Non-zeros of the full symmetric matrix."""
+        diagonal = int(np.count_nonzero(self.keys // self.vocab_size == self.keys % self.vocab_size))
+        return 2 * len(self.keys) - diagonal
+
+    def to_csr(self):
+        """The full symmetric CSR matrix (float64, sorted column indices)."""
+        from scipy import sparse
+
+        indptr, indices, data = _csr_kernel()(self.keys, self.sums, self.vocab_size)
+        return sparse.csr_matrix((data, indices, indptr), shape=(self.vocab_size, self.vocab_size))
+
+    def take_training_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows int32, cols int32, values float32) of every non-zero in CSR order, as `to_csr` would give them;
+        the triangle is handed over (this object is empty afterwards), so the two never sit in memory together
+        for longer than the copy."""
+        rows, cols, values = _pairs_kernel()(self.keys, self.sums, self.vocab_size)
+        self.keys, self.sums = np.empty(0, np.int64), np.empty(0, np.float64)
+        return rows, cols, values
+
+
+def count_cooccurrences(lines: Iterable[np.ndarray], vocab_size: int, window: int,
+                        chunk_tokens: int = 1_000_000) -> Cooccurrences:
+    """The upper triangle of the co-occurrence matrix of id sequences; negative ids are out of vocabulary."""
+    keys, sums = np.empty(0, np.int64), np.empty(0, np.float64)
     pending: list[np.ndarray] = []
     pending_tokens = 0
 
@@ -40,7 +74,12 @@ def cooccurrence(lines: Iterable[np.ndarray], vocab_size: int, window: int, chun
         if pending_tokens >= chunk_tokens:
             flush()
     flush()
-    return _symmetric_csr(keys, sums, vocab_size)
+    return Cooccurrences(keys, sums, vocab_size)
+
+
+def cooccurrence(lines: Iterable[np.ndarray], vocab_size: int, window: int, chunk_tokens: int = 1_000_000):
+    """Sparse (CSR, float64) symmetric co-occurrence matrix of id sequences; negative ids are out of vocabulary."""
+    return count_cooccurrences(lines, vocab_size, window, chunk_tokens).to_csr()
 
 
 def _count_chunk(lines: list[np.ndarray], vocab_size: int, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,27 +87,11 @@ def _count_chunk(lines: list[np.ndarray], vocab_size: int, window: int) -> tuple
     coded as key * window + (d - 1) so one in-place sort of int64 codes counts every (pair, distance); a pair of
     one word with itself adds 2/d (X_ii gets the pair from both sides, as X_ij and X_ji each get theirs)."""
     ids = np.concatenate(lines)
-    line_of = np.repeat(np.arange(len(lines)), [len(line) for line in lines])
-    codes = []
-    for distance in range(1, window + 1):
-        same_line = line_of[:-distance] == line_of[distance:]
-        left, right = ids[:-distance][same_line], ids[distance:][same_line]
-        low, high = np.minimum(left, right), np.maximum(left, right)
-        codes.append((low * vocab_size + high) * window + (distance - 1))
-    del ids, line_of
-    code = np.concatenate(codes)
-    del codes
-    code.sort()
-    starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
-    counts = np.diff(np.append(starts, len(code))).astype(np.float64)
-    code = code[starts]
-    del starts
-    keys, distance = np.divmod(code, window)
-    del code
-    weight = counts / (distance + 1)
-    weight[keys // vocab_size == keys % vocab_size] *= 2.0
-    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    return keys[first], np.add.reduceat(weight, first) if len(first) else weight[:0]
+    line_ends = np.cumsum([len(line) for line in lines])
+    codes = _codes_kernel()(ids, line_ends, vocab_size, window)
+    del ids
+    codes.sort()
+    return _sum_kernel()(codes, vocab_size, window)
 
 
 def _merge(keys_a, sums_a, keys_b, sums_b):
@@ -78,15 +101,69 @@ def _merge(keys_a, sums_a, keys_b, sums_b):
     return _merge_kernel()(keys_a, sums_a, keys_b, sums_b)
 
 
-def _symmetric_csr(keys: np.ndarray, sums: np.ndarray, vocab_size: int):
-    """The full symmetric CSR matrix (sorted column indices) of an upper triangle."""
-    from scipy import sparse
-
-    indptr, indices, data = _csr_kernel()(keys, sums, vocab_size)
-    return sparse.csr_matrix((data, indices, indptr), shape=(vocab_size, vocab_size))
-
-
 _KERNELS: dict = {}
+
+
+def _codes_kernel():
+    if "codes" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True)
+        def codes_of(ids, line_ends, vocab, window):
+            n = 0  # first pass: how many (pair, distance) codes, so the array is allocated once, exactly
+            start = 0
+            for end in line_ends:
+                for distance in range(1, window + 1):
+                    n += max(0, end - start - distance)
+                start = end
+            codes = np.empty(n, np.int64)
+            k = start = 0
+            for end in line_ends:
+                for p in range(start, end):
+                    for distance in range(1, min(window, end - 1 - p) + 1):
+                        a, b = ids[p], ids[p + distance]
+                        low, high = (a, b) if a <= b else (b, a)
+                        codes[k] = (low * vocab + high) * window + (distance - 1)
+                        k += 1
+                start = end
+            return codes
+
+        _KERNELS["codes"] = codes_of
+    return _KERNELS["codes"]
+
+
+def _sum_kernel():
+    if "sum" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True)
+        def sum_sorted(codes, vocab, window):
+            # sorted codes: each key's runs of equal (key, distance) in increasing distance; a run of n adds n / d
+            # (2n / d on the diagonal) to the key's sum, in that order
+            m = 0
+            for k in range(len(codes)):
+                if k == 0 or codes[k] // window != codes[k - 1] // window:
+                    m += 1
+            keys = np.empty(m, np.int64)
+            sums = np.zeros(m, np.float64)
+            slot = -1
+            run = 0
+            for k in range(len(codes)):
+                key = codes[k] // window
+                if k == 0 or key != codes[k - 1] // window:
+                    slot += 1
+                    keys[slot] = key
+                run += 1
+                if k + 1 == len(codes) or codes[k + 1] != codes[k]:
+                    weight = run / (codes[k] % window + 1)
+                    if key // vocab == key % vocab:
+                        weight *= 2.0
+                    sums[slot] += weight
+                    run = 0
+            return keys, sums
+
+        _KERNELS["sum"] = sum_sorted
+    return _KERNELS["sum"]
 
 
 def _merge_kernel():
@@ -158,9 +235,42 @@ def _csr_kernel():
     return _KERNELS["csr"]
 
 
+def _pairs_kernel():
+    if "pairs" not in _KERNELS:
+        import numba
+
+        @numba.njit(cache=True)
+        def to_pairs(keys, sums, vocab):
+            # the same positions as to_csr: row r's (i, r) for i < r, then its (r, j) for j >= r
+            length = np.zeros(vocab + 1, np.int64)
+            for k in range(len(keys)):
+                i, j = keys[k] // vocab, keys[k] % vocab
+                length[i + 1] += 1
+                if i != j:
+                    length[j + 1] += 1
+            indptr = np.cumsum(length)
+            n = indptr[-1]
+            fill = indptr[:-1].copy()
+            rows = np.empty(n, np.int32)
+            cols = np.empty(n, np.int32)
+            values = np.empty(n, np.float32)
+            for k in range(len(keys)):
+                i, j = keys[k] // vocab, keys[k] % vocab
+                rows[fill[i]], cols[fill[i]], values[fill[i]] = i, j, sums[k]
+                fill[i] += 1
+                if i != j:
+                    rows[fill[j]], cols[fill[j]], values[fill[j]] = j, i, sums[k]
+                    fill[j] += 1
+            return rows, cols, values
+
+        _KERNELS["pairs"] = to_pairs
+    return _KERNELS["pairs"]
+
+
 def train_glove(counts, dim: int, iterations: int, x_max: float = 100.0, alpha: float = 0.75,
                 learning_rate: float = 0.05, seed: int = 0, threads: int = 1, on_iteration=None) -> np.ndarray:
-    """Fit GloVe vectors to a sparse co-occurrence matrix; return W + C as float32 [V, dim].
+    """Fit GloVe vectors to co-occurrence counts; return W + C as float32 [V, dim]. `counts`: Cooccurrences from
+    `count_cooccurrences` (used up: its triangle is freed once the training pairs are made) or a sparse matrix.
 
     As the reference C `glove`: the non-zero pairs are shuffled once (seeded), then each iteration runs AdaGrad
     over them pair by pair, `threads` workers on disjoint slices updating shared tables lock-free (Hogwild).
@@ -169,12 +279,16 @@ def train_glove(counts, dim: int, iterations: int, x_max: float = 100.0, alpha: 
     """
     import numba
 
-    counts = counts.tocsr()
-    vocab = counts.shape[0]
     # the training pairs, 12 bytes each (the reference C reads 16 from its shuffled file), shuffled in place
-    rows = np.repeat(np.arange(vocab, dtype=np.int32), np.diff(counts.indptr))
-    cols = counts.indices.astype(np.int32)  # a copy: the caller's matrix is left as it was
-    values = counts.data.astype(np.float32)
+    if isinstance(counts, Cooccurrences):
+        vocab = counts.vocab_size
+        rows, cols, values = counts.take_training_pairs()
+    else:
+        counts = counts.tocsr()
+        vocab = counts.shape[0]
+        rows = np.repeat(np.arange(vocab, dtype=np.int32), np.diff(counts.indptr))
+        cols = counts.indices.astype(np.int32)  # a copy: the caller's matrix is left as it was
+        values = counts.data.astype(np.float32)
     _shuffle_kernel()(rows, cols, values, seed)
     rng = np.random.default_rng(seed)
     # Each table row is [vector, bias], initialised uniform in [-0.5, 0.5] / dim; AdaGrad sums start at 1.
