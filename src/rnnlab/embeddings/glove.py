@@ -32,23 +32,30 @@ class Cooccurrences:
     @property
     def nnz(self) -> int:
         """Non-zeros of the full symmetric matrix."""
-        diagonal = int(np.count_nonzero(self.keys // self.vocab_size == self.keys % self.vocab_size))
-        return 2 * len(self.keys) - diagonal
+        return int(_symmetric_kernels()[0](self.keys, self.vocab_size)[-1])
 
     def to_csr(self):
         """The full symmetric CSR matrix (float64, sorted column indices)."""
         from scipy import sparse
 
-        indptr, indices, data = _csr_kernel()(self.keys, self.sums, self.vocab_size)
+        indptr, indices, data = self._symmetric(np.float64)
         return sparse.csr_matrix((data, indices, indptr), shape=(self.vocab_size, self.vocab_size))
 
     def take_training_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows int32, cols int32, values float32) of every non-zero in CSR order, as `to_csr` would give them;
         the triangle is handed over (this object is empty afterwards), so the two never sit in memory together
         for longer than the copy."""
-        rows, cols, values = _pairs_kernel()(self.keys, self.sums, self.vocab_size)
+        indptr, cols, values = self._symmetric(np.float32)
         self.keys, self.sums = np.empty(0, np.int64), np.empty(0, np.float64)
+        rows = np.repeat(np.arange(self.vocab_size, dtype=np.int32), np.diff(indptr))
         return rows, cols, values
+
+    def _symmetric(self, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        indptr_of, fill = _symmetric_kernels()
+        indptr = indptr_of(self.keys, self.vocab_size)
+        cols, values = np.empty(indptr[-1], np.int32), np.empty(indptr[-1], dtype)
+        fill(self.keys, self.sums, self.vocab_size, indptr, cols, values)
+        return indptr, cols, values
 
 
 def count_cooccurrences(lines: Iterable[np.ndarray], vocab_size: int, window: int,
@@ -205,66 +212,37 @@ def _merge_kernel():
     return _KERNELS["merge"]
 
 
-def _csr_kernel():
-    if "csr" not in _KERNELS:
+def _symmetric_kernels():
+    """indptr_of(keys, vocab): the CSR row pointers of the full symmetric matrix of an upper triangle;
+    fill(keys, sums, vocab, indptr, cols, values): its column indices and values, in CSR order (sorted columns),
+    into arrays of the caller's dtypes."""
+    if "symmetric" not in _KERNELS:
         import numba
 
         @numba.njit(cache=True)
-        def to_csr(keys, sums, vocab):
+        def indptr_of(keys, vocab):
+            length = np.zeros(vocab + 1, np.int64)
+            for k in range(len(keys)):
+                i, j = keys[k] // vocab, keys[k] % vocab
+                length[i + 1] += 1
+                if i != j:
+                    length[j + 1] += 1
+            return np.cumsum(length)
+
+        @numba.njit(cache=True)
+        def fill(keys, sums, vocab, indptr, cols, values):
             # Row r holds (i, r) for i < r, which come first in key order, then (r, j) for j >= r: sorted columns.
-            length = np.zeros(vocab + 1, np.int64)
+            at = indptr[:-1].copy()
             for k in range(len(keys)):
                 i, j = keys[k] // vocab, keys[k] % vocab
-                length[i + 1] += 1
+                cols[at[i]], values[at[i]] = j, sums[k]
+                at[i] += 1
                 if i != j:
-                    length[j + 1] += 1
-            indptr = np.cumsum(length)
-            fill = indptr[:-1].copy()
-            indices = np.empty(indptr[-1], np.int32)
-            data = np.empty(indptr[-1], np.float64)
-            for k in range(len(keys)):
-                i, j = keys[k] // vocab, keys[k] % vocab
-                indices[fill[i]], data[fill[i]] = j, sums[k]
-                fill[i] += 1
-                if i != j:
-                    indices[fill[j]], data[fill[j]] = i, sums[k]
-                    fill[j] += 1
-            return indptr, indices, data
+                    cols[at[j]], values[at[j]] = i, sums[k]
+                    at[j] += 1
 
-        _KERNELS["csr"] = to_csr
-    return _KERNELS["csr"]
-
-
-def _pairs_kernel():
-    if "pairs" not in _KERNELS:
-        import numba
-
-        @numba.njit(cache=True)
-        def to_pairs(keys, sums, vocab):
-            # the same positions as to_csr: row r's (i, r) for i < r, then its (r, j) for j >= r
-            length = np.zeros(vocab + 1, np.int64)
-            for k in range(len(keys)):
-                i, j = keys[k] // vocab, keys[k] % vocab
-                length[i + 1] += 1
-                if i != j:
-                    length[j + 1] += 1
-            indptr = np.cumsum(length)
-            n = indptr[-1]
-            fill = indptr[:-1].copy()
-            rows = np.empty(n, np.int32)
-            cols = np.empty(n, np.int32)
-            values = np.empty(n, np.float32)
-            for k in range(len(keys)):
-                i, j = keys[k] // vocab, keys[k] % vocab
-                rows[fill[i]], cols[fill[i]], values[fill[i]] = i, j, sums[k]
-                fill[i] += 1
-                if i != j:
-                    rows[fill[j]], cols[fill[j]], values[fill[j]] = j, i, sums[k]
-                    fill[j] += 1
-            return rows, cols, values
-
-        _KERNELS["pairs"] = to_pairs
-    return _KERNELS["pairs"]
+        _KERNELS["symmetric"] = indptr_of, fill
+    return _KERNELS["symmetric"]
 
 
 def train_glove(counts, dim: int, iterations: int, x_max: float = 100.0, alpha: float = 0.75,
