@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 STUDY  ?= sentiment
 # extras installed by `make setup` (the test suite needs all of them)
-EXTRAS ?= dev,postgres,optuna,auth
+EXTRAS ?= dev,postgres,optuna,auth,music
 
 .PHONY: setup setup-ray run run-all test lint clean mlflow-server
 

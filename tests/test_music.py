@@ -1,0 +1,153 @@
+"""Music data (issue 20): Bach chorales read by music21 from its corpus, transposed, split by chorale, tokenized,
+written as MIDI / WAV / piano roll, and measured against a reference set."""
+
+from __future__ import annotations
+
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import music21  # the `music` extra (`make setup` installs it)
+import numpy as np
+import pytest
+
+from rnnlab.errors import DataError
+from rnnlab.music.chorales import (
+    read_chorales,
+    read_score_melodies,
+    split_by_chorale,
+    training_transpositions,
+)
+from rnnlab.music.measures import intervals, melody_measures, random_baseline, shuffled_baseline
+from rnnlab.music.melody import (
+    Melody,
+    in_common_key,
+    melody_tokens,
+    parse_event,
+    tokens_to_melody,
+    transposed,
+)
+from rnnlab.music.render import SAMPLE_RATE, read_midi_events, write_midi, write_piano_roll, write_wav
+
+BACH = Path(music21.__file__).parent / "corpus" / "bach"
+
+
+def test_the_reader_gives_a_chorales_soprano_notes_durations_ties_and_key():
+    (melody,) = read_score_melodies(BACH / "bwv10.7.mxl")
+    assert melody.name == "bwv10.7:soprano"
+    assert (melody.tonic, melody.mode, melody.time_signature) == (7, "minor", "4/4")  # G minor
+    # D5 half, F5 half, four D5 quarters, E-flat5 half, D5 half (bar 1-3 of the tune)
+    assert melody.events[:8] == ((74, 2), (77, 2), (74, 1), (74, 1), (74, 1), (74, 1), (75, 2), (74, 2))
+    assert melody.events[-1] == (67, 16)  # the last G4 tied over four bars: one note of 16 quarters
+    assert len(melody.events) == 43
+
+
+def test_the_reader_keeps_a_rest_and_all_four_voices():
+    (melody,) = read_score_melodies(BACH / "bwv197.10.mxl")
+    assert melody.events[10] == (None, 1)
+    assert sum(pitch is None for pitch, _ in melody.events) == 1
+    voices = read_score_melodies(BACH / "bwv10.7.mxl", voices="all")
+    assert [m.notes["voice"] for m in voices] == ["soprano", "alto", "tenor", "bass"]
+    assert np.mean(voices[0].pitches) > np.mean(voices[3].pitches) + 12
+
+
+def test_the_soprano_is_found_by_name_behind_instrumental_parts():
+    (melody,) = read_score_melodies(BACH / "bwv1.6.mxl")  # its first part is Horn 2
+    assert melody.notes["voice"] == "soprano"
+
+
+def test_a_broken_file_and_a_score_that_is_not_a_chorale_are_skipped_and_named(tmp_path):
+    broken = tmp_path / "broken.mxl"
+    broken.write_bytes(b"not a zip of MusicXML")
+    with pytest.raises(DataError, match="broken.mxl"):
+        read_score_melodies(broken)
+    melodies, skipped = read_chorales([broken, BACH / "bwv10.7.mxl", BACH / "bwv846.mxl"])
+    assert [m.name for m in melodies] == ["bwv10.7:soprano"]
+    assert set(skipped) == {"broken.mxl", "bwv846.mxl"}  # bwv846 is a keyboard prelude: no soprano
+    assert "not a chorale" in skipped["bwv846.mxl"]
+    with pytest.raises(DataError, match="no melody could be read from 1 score files"):
+        read_chorales([broken])
+
+
+def _melody(name, events, tonic=0, mode="major", file=None):
+    return Melody(name, tuple((p, Fraction(d)) for p, d in events), tonic, mode, "4/4",
+                  {"file": file or f"{name}.mxl", "voice": "soprano"})
+
+
+def test_transposition_keeps_intervals_and_durations_and_moves_the_key():
+    melody = _melody("a", [(67, 1), (None, 1), (70, "1/2"), (62, 2)], tonic=7, mode="minor")
+    common = in_common_key(melody)
+    assert (common.tonic, common.mode) == (9, "minor")  # G minor -> A minor, up 2 semitones
+    assert common.pitches == [69, 72, 64]
+    assert intervals(common) == intervals(melody)
+    assert [d for _, d in common.events] == [d for _, d in melody.events]
+    assert common.events[1] == (None, 1)
+    assert in_common_key(_melody("b", [(66, 1)], tonic=6)).pitches == [60]  # F# major -> C major, down 6
+    augmented = training_transpositions([melody], "augment")
+    assert len(augmented) == 12 and {m.tonic for m in augmented} == set(range(12))
+    assert all(intervals(m) == intervals(melody) for m in augmented)
+
+
+def test_the_split_keeps_each_chorale_and_each_tune_whole_and_repeats_with_its_seed():
+    tunes = [[(60 + i, 1), (62 + i, 1), (64 + i % 5, 2)] for i in range(30)]
+    melodies = []
+    for i, tune in enumerate(tunes):
+        for voice in ("soprano", "alto"):
+            melodies.append(Melody(f"c{i}:{voice}", tuple((p - 12 * (voice == "alto"), Fraction(d)) for p, d in tune),
+                                   0, "major", "4/4", {"file": f"c{i}.mxl", "voice": voice}))
+    # a second setting of tune 3 in another key, in another file: the same tune
+    melodies.append(transposed(_melody("c3b", tunes[3], file="c3b.mxl"), 5))
+    splits = split_by_chorale(melodies, validation=0.2, test=0.2, seed=1)
+    where = {}
+    for split, members in splits.items():
+        for melody in members:
+            where.setdefault(melody.notes["file"], set()).add(split)
+    assert all(len(s) == 1 for s in where.values())  # both voices of a chorale in one split
+    assert where["c3.mxl"] == where["c3b.mxl"]  # one tune, one split
+    assert sum(len(v) for v in splits.values()) == len(melodies)
+    assert split_by_chorale(melodies, 0.2, 0.2, seed=1) == splits
+    assert split_by_chorale(melodies, 0.2, 0.2, seed=2) != splits
+    with pytest.raises(DataError, match="split of 30 chorales is empty"):
+        split_by_chorale(melodies, validation=0.0, test=0.2, seed=1)
+
+
+def test_tokens_round_trip_a_melody():
+    (melody,) = read_score_melodies(BACH / "bwv197.10.mxl")
+    tokens = melody_tokens(melody)
+    assert tokens[0] == "<key:B-minor>" and tokens[1] == "F#4_1" and "R_1" in tokens
+    back = tokens_to_melody(tokens + ["<eos>"])
+    assert back.events == melody.events and (back.tonic, back.mode) == (melody.tonic, melody.mode)
+    assert parse_event("A#3_1/3") == (58, Fraction(1, 3))
+    for bad in ("D5", "X4_1", "D5_0", "D5_x"):
+        with pytest.raises(DataError, match="not a"):
+            parse_event(bad)
+
+
+def test_midi_reads_back_to_the_same_notes_and_the_wav_has_the_expected_length(tmp_path):
+    (melody,) = read_score_melodies(BACH / "bwv197.10.mxl")
+    midi = write_midi(melody, tmp_path / "m.mid")
+    assert read_midi_events(midi) == [(p, float(d)) for p, d in melody.events]
+    wav = write_wav(melody, tmp_path / "m.wav", tempo_bpm=90)
+    with wave.open(str(wav)) as handle:
+        assert (handle.getnchannels(), handle.getsampwidth(), handle.getframerate()) == (1, 2, SAMPLE_RATE)
+        quarters = float(sum(d for _, d in melody.events))
+        assert abs(handle.getnframes() - quarters * 60 / 90 * SAMPLE_RATE) <= len(melody.events)
+        samples = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
+    assert np.abs(samples).max() > 1000  # sound, not silence
+    png = write_piano_roll(melody, tmp_path / "m.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_measures_put_the_reference_at_zero_and_the_baselines_apart():
+    melodies, _ = read_chorales(sorted(BACH.glob("bwv1*.mxl"))[:30])
+    reference = [in_common_key(m) for m in melodies]
+    same = melody_measures(reference, reference)
+    assert same["pitch_class_tv"] == same["interval_tv"] == same["duration_tv"] == 0.0
+    assert same["in_key_ratio"] > 0.9
+    shuffled = melody_measures(shuffled_baseline(reference, seed=0), reference)
+    assert shuffled["pitch_class_tv"] == 0.0 and shuffled["duration_tv"] == 0.0  # the same notes
+    assert shuffled["interval_tv"] > 0.2  # in no order
+    random = melody_measures(random_baseline(reference, seed=0), reference)
+    assert random["pitch_class_tv"] > 0.15 and random["in_key_ratio"] < same["in_key_ratio"] - 0.2
+    assert random["pitch_range"] > same["pitch_range"]
+    assert shuffled_baseline(reference, seed=0) == shuffled_baseline(reference, seed=0)
