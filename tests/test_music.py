@@ -18,6 +18,7 @@ from rnnlab.music.chorales import (
     split_by_chorale,
     training_transpositions,
 )
+from rnnlab.music.corpus import SPLIT_FILES, read_lines, write_corpus
 from rnnlab.music.measures import intervals, melody_measures, random_baseline, shuffled_baseline
 from rnnlab.music.melody import (
     Melody,
@@ -151,3 +152,27 @@ def test_the_measures_put_the_reference_at_zero_and_the_baselines_apart():
     assert random["pitch_class_tv"] > 0.15 and random["in_key_ratio"] < same["in_key_ratio"] - 0.2
     assert random["pitch_range"] > same["pitch_range"]
     assert shuffled_baseline(reference, seed=0) == shuffled_baseline(reference, seed=0)
+
+
+def test_the_corpus_has_one_chorale_a_line_in_the_common_key_or_the_train_split_in_twelve_keys(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for path in sorted(BACH.glob("bwv2*.mxl"))[:20]:
+        (raw / path.name).write_bytes(path.read_bytes())
+    (raw / "broken.mxl").write_bytes(b"\x00")
+    (raw / "notes.txt").write_text("not a score")  # not a score file: not read at all
+    facts = write_corpus(raw, tmp_path / "common", "soprano", "common", validation=0.15, test=0.15, seed=3)
+    assert facts["scores"] == 20 and list(facts["skipped"]) == ["broken.mxl"]
+    lines = {split: read_lines(tmp_path / "common" / name) for split, name in SPLIT_FILES.items()}
+    assert {split: len(rows) for split, rows in lines.items()} == {
+        split: facts["splits"][split]["melodies"] for split in SPLIT_FILES}
+    assert sum(len(rows) for rows in lines.values()) == 20
+    assert all(row[0] in ("<key:C-major>", "<key:A-minor>") and len(row) > 10 for rows in lines.values()
+               for row in rows)
+    augmented = write_corpus(raw, tmp_path / "augment", "soprano", "augment", 0.15, 0.15, seed=3)
+    train = read_lines(tmp_path / "augment" / "train.txt")
+    assert len(train) == 12 * facts["splits"]["train"]["melodies"] == augmented["splits"]["train"]["melodies"]
+    keys = {tuple(row[0][5:-1].split("-")) for row in train}
+    for mode in {mode for _, mode in keys}:  # each melody in every key of its mode
+        assert len({tonic for tonic, m in keys if m == mode}) == 12
+    assert read_lines(tmp_path / "augment" / "test.txt") != lines["test"]  # as written, not moved to C / A
