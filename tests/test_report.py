@@ -130,6 +130,36 @@ def test_tuning_says_when_the_budget_was_not_equal_and_refuses_keys_the_sweep_di
         tune(_tuned_rows(), {"optimizer.weight_decay": 0.0})
 
 
+def test_a_study_at_equal_hidden_size_and_at_equal_parameters_is_compared_within_each_sizing(tmp_path):
+    """Runs that differ in model.param_budget are two views: one table and its sentences each, never one ranking
+    across them; at equal parameters the table says which hidden size each configuration got."""
+    from rnnlab.reporting.files import write_report
+
+    rows = []
+    for budget, scores in (("None", {"lstm": [0.80, 0.81, 0.82], "gru": [0.70, 0.71, 0.72]}),
+                           ("50000", {"lstm": [0.74, 0.75, 0.73], "gru": [0.76, 0.77, 0.75]})):
+        for cell, values in scores.items():
+            for seed, value in enumerate(values, 1):
+                hidden = 64 if budget == "None" else {"lstm": 56, "gru": 64}[cell]
+                row = _row("classify", cell, seed=str(seed), test_acc=value, best_val_acc=value, hidden_size=hidden,
+                           params_encoder=4 * hidden * (hidden + 100) if cell == "lstm" else 3 * hidden * (hidden + 100))
+                row["config"] = {**row["config"], "model.param_budget": budget}
+                rows.append(row)
+    markdown = report_markdown("sized", rows)
+    equal_hidden, equal_params = markdown.split("## At equal parameters")
+    assert "## At equal hidden size" in equal_hidden
+    assert "each encoder within 2% of 50,000 recurrent parameters" in equal_params
+    assert "model.param_budget" not in markdown  # the view says it; no column repeats it
+    # the best configuration differs by view: LSTM at equal hidden size, GRU at equal parameters
+    assert "The best configuration by mean test accuracy: embedding=learned cell=lstm" in equal_hidden
+    assert "The best configuration by mean test accuracy: embedding=learned cell=gru" in equal_params
+    assert "| hidden |" not in equal_hidden and "| hidden |" in equal_params
+    assert re.search(r"\| learned \| lstm \| 2 \| bi \| 3 \| 56 \|", equal_params), equal_params
+    html_text = write_report(tmp_path, "sized", {"parent_run_id": "p", "runs": rows})["html"].read_text()
+    assert html_text.count('<tr class="best">') == 2  # one best per view
+    assert "<h2>At equal hidden size</h2>" in html_text
+
+
 @pytest.mark.slow
 def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -14,6 +14,7 @@ from rnnlab.reporting.statistics import (
     headline,
     significance,
 )
+from rnnlab.reporting.views import sizing_views
 
 
 def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -22,6 +23,8 @@ def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str]
     if not groups:
         return [], []
     metrics = [(h, k, f) for h, k, f in columns(groups[0], wall_times) if any(k in g["mean"] for g in groups)]
+    if len({g["mean"].get("hidden_size") for g in groups}) < 2:  # shown where it differs (a parameter budget)
+        metrics = [m for m in metrics if m[1] != "hidden_size"]
     config_headers = list(dict.fromkeys(key for group in groups for key in group["config"]))  # a bag has no cell
     header = config_headers + ["seeds"] + [h for h, _, _ in metrics]
     body = []
@@ -31,7 +34,7 @@ def group_table(groups: list[dict], wall_times: bool = False) -> tuple[list[str]
         for _, key, fmt in metrics:
             if key not in group["mean"]:
                 cells.append("-")
-            elif group["ci"].get(key) is not None and not key.startswith("params_"):
+            elif group["ci"].get(key) is not None and not key.startswith(("params_", "hidden_size")):
                 cells.append(f"{fmt.format(group['mean'][key])} ± {fmt.replace('+', '').format(group['ci'][key])}")
             else:
                 cells.append(fmt.format(group["mean"][key]))
@@ -137,13 +140,15 @@ def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None
                     machine: dict | None = None, tuning: dict | None = None) -> str:
     """The report as Markdown, the same bytes on every rerun (no run ids, no wall times); `figures` maps a caption
     to an image path relative to the report; `tuning`: the tuning section (reporting/tuning.py), if tuned."""
-    groups = config_groups(rows)
-    header, body = group_table(groups)
-    parts = [f"# {title}", "", markdown_table(header, body), ""]
+    parts = [f"# {title}", ""]
+    for view, members in sizing_views(rows):
+        groups = config_groups(members)
+        header, body = group_table(groups)
+        parts += ([f"## {view}", ""] if view else []) + [markdown_table(header, body), ""]
+        parts += [line + "\n" for line in summary_lines(members, groups)]
+        parts += [line + "\n" for line in examples_lines(groups)]
     if tuning:
         parts += [tuning["intro"], "", markdown_table(tuning["header"], tuning["body"]), ""]
-    parts += [line + "\n" for line in summary_lines(rows, groups)]
-    parts += [line + "\n" for line in examples_lines(groups)]
     parts += [NOTES + " Wall times per configuration and the MLflow run ids are in report.html.", "",
               reproducibility(machine)]
     for caption, path in (figures or {}).items():

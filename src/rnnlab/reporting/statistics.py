@@ -203,7 +203,8 @@ def gru_versus_lstm(cells: list[dict], group: dict, wall_times: bool = False) ->
 
 def columns(item: dict, wall_times: bool = True) -> list[tuple[str, str, str]]:
     """The report table's columns for a sweep of `item`'s task and selection rule (a row or a group)."""
-    return ([("parameters", "params_total", "{:,.0f}"), ("recurrent parameters", "params_encoder", "{:,.0f}"),
+    return ([("hidden", "hidden_size", "{:,.0f}"), ("parameters", "params_total", "{:,.0f}"),
+             ("recurrent parameters", "params_encoder", "{:,.0f}"),
              selected_column(item)]
             + SCORE_COLUMNS.get(item["task"], SCORE_COLUMNS["classify"])
             + [c for c in RUN_COLUMNS if wall_times or c[1] not in WALL_TIME])
