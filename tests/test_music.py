@@ -176,3 +176,34 @@ def test_the_corpus_has_one_chorale_a_line_in_the_common_key_or_the_train_split_
     for mode in {mode for _, mode in keys}:  # each melody in every key of its mode
         assert len({tonic for tonic, m in keys if m == mode}) == 12
     assert read_lines(tmp_path / "augment" / "test.txt") != lines["test"]  # as written, not moved to C / A
+
+
+def test_a_language_model_writes_seeded_melodies_from_key_tokens_and_they_are_judged_and_written(tmp_path):
+    from omegaconf import OmegaConf
+
+    from rnnlab.config import conf_dir
+    from rnnlab.data.tokenization import build_tokenizer
+    from rnnlab.models.language_model import LanguageModel
+    from rnnlab.music.evaluation import generate_melodies, judge, write_examples
+
+    melodies, _ = read_chorales(sorted(BACH.glob("bwv3*.mxl"))[:12])
+    lines = [" ".join(melody_tokens(in_common_key(m))) for m in melodies]
+    tokenizer = build_tokenizer(lines, OmegaConf.load(conf_dir() / "tokenizer" / "lm.yaml"))
+    assert tokenizer.encode(lines[0]).tokens == lines[0].split()  # one token per event, none split
+    import torch
+
+    torch.manual_seed(0)
+    model = LanguageModel(tokenizer.get_vocab_size(), embedding_dim=16, hidden_size=16, num_layers=1)
+    keys = ["<key:C-major>", "<key:A-minor>", "<key:C-major>"]
+    generated = generate_melodies(model, tokenizer, keys, max_events=30, strategy="sample", seed=4)
+    assert [m.key_name for m in generated] == ["C-major", "A-minor", "C-major"]
+    assert all(0 < len(m.events) <= 30 for m in generated)
+    assert generated == generate_melodies(model, tokenizer, keys, max_events=30, strategy="sample", seed=4)
+    assert generated[0] != generated[2]  # one seed per melody, not one melody three times
+    measures = judge(generated, [in_common_key(m) for m in melodies[:6]], [in_common_key(m) for m in melodies[6:]], 0)
+    assert list(measures) == ["generated", "train", "shuffled test", "random", "test"]
+    assert measures["test"]["pitch_class_tv"] == 0.0 and 0 < measures["generated"]["interval_tv"] <= 1
+    files = write_examples(generated, tmp_path, count=2)
+    assert sorted(p.name for p in files) == sorted(f"generated-{i}.{ext}" for i in (1, 2)
+                                                   for ext in ("mid", "wav", "png"))
+    assert read_midi_events(tmp_path / "generated-1.mid") == [(p, float(d)) for p, d in generated[0].events]

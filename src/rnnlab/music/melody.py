@@ -95,11 +95,12 @@ def melody_tokens(melody: Melody) -> list[str]:
 
 
 def tokens_to_melody(tokens: list[str], name: str = "generated") -> Melody:
-    """A melody from tokens (a key token first, if any; special tokens such as <eos> and <unk> are skipped)."""
+    """A melody from tokens: its key from a key token before the first event (C major without one); other special
+    tokens (<eos>, <unk>, a key token a model wrote mid-melody) are skipped."""
     tonic, mode = COMMON_TONIC["major"], "major"
     events = []
     for token in tokens:
-        if token.startswith("<key:") and token.endswith(">"):
+        if token.startswith("<key:") and token.endswith(">") and not events:
             letters, _, mode_name = token[5:-1].partition("-")
             if letters in PITCH_NAMES and mode_name in MODES:
                 tonic, mode = PITCH_NAMES.index(letters), mode_name

@@ -41,11 +41,15 @@ def _midi_bytes(part) -> bytes:
 
 
 def read_midi_events(path: str | Path) -> list[tuple[int | None, float]]:
-    """(MIDI pitch or None, quarter notes) of a MIDI file's notes and rests, as music21 reads them back."""
+    """(MIDI pitch or None, quarter notes) of a MIDI file's notes and rests, as music21 reads them back (a note
+    it splits at a bar line, tied, is read as the one note it is)."""
     from music21 import converter
 
-    score = converter.parse(str(path))
-    return [(None if n.isRest else n.pitch.midi, float(n.quarterLength)) for n in score.flatten().notesAndRests]
+    score = converter.parse(str(path)).stripTies()
+    events = [(None if n.isRest else n.pitch.midi, float(n.quarterLength)) for n in score.flatten().notesAndRests]
+    while events and events[-1][0] is None:  # the rest music21 adds to fill the last bar
+        events.pop()
+    return events
 
 
 def synthesize(melody: Melody, tempo_bpm: int = TEMPO_BPM, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
