@@ -68,6 +68,43 @@ def write_sentiment_csv(path: Path, rows: int = 240, seed: int = 0) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+TEXT_DATA = """\
+name: {name}
+format: text
+source: {{kind: local, path: [{root}/train.txt, {root}/valid.txt, {root}/test.txt]}}
+files: {{train: train.txt, validation: valid.txt, test: test.txt}}
+batch_size: 4
+bptt: {bptt}
+eval_batch_size: {eval_batch_size}
+num_workers: 0
+"""
+
+
+def make_text_project(root: Path, name: str, splits: dict[str, list[str]], bptt: int = 7,
+                      eval_batch_size: int = 3) -> Path:
+    """A language-model project in root: conf/ plus conf/data/<name>.yaml over the given train / validation /
+    test lines, fetched, prepared and tokenized by the stage code; returns data/<name>."""
+    from omegaconf import OmegaConf
+
+    from rnnlab.data.prepare import prepare
+    from rnnlab.data.sources import fetch
+    from rnnlab.data.tokenization import tokenize_splits
+    from rnnlab.io import atomic_dir
+
+    shutil.copytree(REPO / "conf", root / "conf")
+    for split, file in (("train", "train.txt"), ("validation", "valid.txt"), ("test", "test.txt")):
+        (root / file).write_text("\n".join(splits[split]) + "\n")
+    (root / f"conf/data/{name}.yaml").write_text(TEXT_DATA.format(name=name, root=root, bptt=bptt,
+                                                                   eval_batch_size=eval_batch_size))
+    data_cfg = OmegaConf.load(root / f"conf/data/{name}.yaml")
+    data_dir = root / "data" / name
+    with atomic_dir(data_dir / "raw") as tmp:
+        fetch(data_cfg.source, tmp)
+    prepare(data_cfg, data_dir / "raw", data_dir / "prepared")
+    tokenize_splits(OmegaConf.load(root / "conf/tokenizer/lm.yaml"), data_dir / "prepared", data_dir / "tokenized")
+    return data_dir
+
+
 def make_project(root: Path, build_data: bool = True) -> Path:
     """A project directory with conf/ (plus conf/data/tiny.yaml) and, optionally, the tiny data built."""
     shutil.copytree(REPO / "conf", root / "conf")

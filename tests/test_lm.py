@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_module
-from omegaconf import OmegaConf
+from conftest import make_text_project, run_module
 from torch.nn import functional as F
 
 from rnnlab.data.bptt import LanguageModelDataModule, batchify
@@ -22,16 +21,6 @@ from rnnlab.tasks.lm import HoldThenDecay, LanguageModelTask
 
 WORDS = "the a cat dog bird sat ran flew on under over mat rug tree quickly".split()
 EOS_ID = 2
-TINY_LM = """\
-name: tinylm
-format: text
-source: {{kind: local, path: [{root}/train.txt, {root}/valid.txt, {root}/test.txt]}}
-files: {{train: train.txt, validation: valid.txt, test: test.txt}}
-batch_size: 4
-bptt: 7
-eval_batch_size: 3
-num_workers: 0
-"""
 # A run of seconds: 2 x 16 LSTM, 2 epochs, lr halved after the first (so the schedule shows in the lr history).
 LM_TINY = ["experiment=lm", "data=tinylm", "data.bptt=7", "model.hidden_size=16", "embedding.dim=16",
            "trainer.max_epochs=2", "task.decay_after_epochs=1", "torch_threads=1"]
@@ -47,32 +36,13 @@ def _sentence(rng: random.Random) -> str:
     return " ".join(words)
 
 
-def _write_corpus(path: Path, lines: int, seed: int) -> None:
-    rng = random.Random(seed)
-    path.write_text("\n".join(_sentence(rng) for _ in range(lines)) + "\n")
-
-
 @pytest.fixture(scope="module")
 def lm_project(tmp_path_factory) -> Path:
     """conf/ plus conf/data/tinylm.yaml, with the tiny corpus fetched, prepared and tokenized by the stage code."""
-    import shutil
-
-    from rnnlab.data.prepare import prepare
-    from rnnlab.data.sources import fetch
-    from rnnlab.data.tokenization import tokenize_splits
-    from rnnlab.io import atomic_dir
-
     root = tmp_path_factory.mktemp("lm_project")
-    shutil.copytree(REPO / "conf", root / "conf")
-    for name, lines, seed in (("train.txt", 240, 0), ("valid.txt", 40, 1), ("test.txt", 40, 2)):
-        _write_corpus(root / name, lines, seed)
-    (root / "conf/data/tinylm.yaml").write_text(TINY_LM.format(root=root))
-    data_cfg = OmegaConf.load(root / "conf/data/tinylm.yaml")
-    data_dir = root / "data/tinylm"
-    with atomic_dir(data_dir / "raw") as tmp:
-        fetch(data_cfg.source, tmp)
-    prepare(data_cfg, data_dir / "raw", data_dir / "prepared")
-    tokenize_splits(OmegaConf.load(root / "conf/tokenizer/lm.yaml"), data_dir / "prepared", data_dir / "tokenized")
+    rng = {split: random.Random(seed) for split, seed in (("train", 0), ("validation", 1), ("test", 2))}
+    lines = {"train": 240, "validation": 40, "test": 40}
+    make_text_project(root, "tinylm", {split: [_sentence(rng[split]) for _ in range(n)] for split, n in lines.items()})
     return root
 
 
