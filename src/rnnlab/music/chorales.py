@@ -25,7 +25,7 @@ SUNG = ("soprano", "alto", "tenor", "bass")
 def read_score_melodies(path: str | Path, voices: str = "soprano") -> list[Melody]:
     """The melodies of one score file: its soprano's (`soprano`) or each sung part's (`all`); DataError when the
     file does not parse or a voice has no notes."""
-    from music21 import converter, key
+    from music21 import converter
 
     path = Path(path)
     if voices not in VOICES:
@@ -37,7 +37,7 @@ def read_score_melodies(path: str | Path, voices: str = "soprano") -> list[Melod
     parts = list(getattr(score, "parts", []))
     if not parts:
         raise DataError(f"{path.name}: no parts in the score")
-    tonic, mode = _key_of(score, key)
+    tonic, mode = _key_of(score)
     signature = _time_signature(score)
     melodies = []
     for index, part in _voices(parts, voices, path.name):
@@ -68,8 +68,10 @@ def _voices(parts, voices: str, name: str) -> list[tuple[int, object]]:
     return chosen if voices == "all" else [next((i, p) for i, p in chosen if voice(p) in ("soprano", ""))]
 
 
-def _key_of(score, key_module) -> tuple[int, str]:
-    found = [k for k in score.flatten().getElementsByClass(key_module.Key) if k.mode in MODES]
+def _key_of(score) -> tuple[int, str]:
+    from music21 import key
+
+    found = [k for k in score.flatten().getElementsByClass(key.Key) if k.mode in MODES]
     analysed = found[0] if found else score.analyze("key")
     if analysed.mode not in MODES:
         raise DataError(f"the key {analysed} is neither major nor minor")

@@ -13,6 +13,7 @@ durations drawn from the reference's, the same lengths), both seeded.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -93,8 +94,6 @@ def melody_measures(melodies: list[Melody], reference: list[Melody]) -> dict[str
 
 def shuffled_baseline(reference: list[Melody], seed: int) -> list[Melody]:
     """Each reference melody with its events in a random order (seeded): its notes, without their order."""
-    from dataclasses import replace
-
     rng = np.random.default_rng(seed)
     return [replace(m, name=f"{m.name}:shuffled", events=tuple(m.events[i] for i in rng.permutation(len(m.events))))
             for m in reference]
@@ -103,8 +102,6 @@ def shuffled_baseline(reference: list[Melody], seed: int) -> list[Melody]:
 def random_baseline(reference: list[Melody], seed: int) -> list[Melody]:
     """Random melodies as long as the reference's: pitches uniform over the reference's range, durations drawn
     from the reference's notes."""
-    from dataclasses import replace
-
     rng = np.random.default_rng(seed)
     pitches = [p for m in reference for p in m.pitches]
     durations = [d for m in reference for p, d in m.events if p is not None]
