@@ -11,6 +11,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from rnnlab.analysis.callbacks import log_metrics, quietly
+from rnnlab.data.tokenization import load_tokenizer
+from rnnlab.music.melody import key_token
 
 
 class MelodyEvaluation(pl.Callback):
@@ -21,10 +23,8 @@ class MelodyEvaluation(pl.Callback):
         self.examples = examples
 
     def on_test_end(self, trainer, pl_module) -> None:
-        from rnnlab.data.tokenization import load_tokenizer
         from rnnlab.music.corpus import prepared_melodies
         from rnnlab.music.evaluation import generate_melodies, judge, write_examples
-        from rnnlab.music.melody import key_token
 
         test = prepared_melodies(self.prepared_dir, "test")
         train = prepared_melodies(self.prepared_dir, "train")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rnnlab.reporting.statistics import config_groups, is_number, objective, selected_column
 from rnnlab.tracking import runs
+from rnnlab.tracking.run_metadata import CONFIGURATION_TAG
 
 REPORT_FILES = ("report.html", "report.md", "metrics.json")
 # A view of the experiment that MLflow's UI opens from a link, `#/experiments/<id>?viewStateShareKey=<key>`: its
@@ -50,8 +51,6 @@ def share_configuration_view(client, experiment_id: str, metric_names: list[str]
     """Tag the experiment with the by-configuration view (the runs' metrics `metric_names` as columns); returns
     the URL fragment that opens it."""
     import json
-
-    from rnnlab.tracking.run_metadata import CONFIGURATION_TAG
 
     state = {"groupBy": {"aggregateFunction": "average",
                          "groupByKeys": [{"mode": "tag", "groupByData": CONFIGURATION_TAG}]},
