@@ -54,7 +54,7 @@ run-all: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 test: setup setup-ray
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)   # the 25 slowest tests listed: the default run stays near 20 min
 
 lint: setup
 	$(BIN)/ruff check .
