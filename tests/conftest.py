@@ -119,6 +119,20 @@ def make_project(root: Path, build_data: bool = True) -> Path:
     return root
 
 
+def _one_torch_thread():
+    """Models trained inside the test process are tiny: a second intra-op thread gains nothing, and with another
+    process on the other core OpenMP's waiting threads made a step 60x slower (1.1 s against 16 ms for the
+    translation tests' reverser). Set before every module's fixtures and every test, since code a test runs may
+    set its own (`torch_threads`, the benchmarks' `--threads`); runs started as subprocesses set theirs."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+one_thread_per_module = pytest.fixture(scope="module", autouse=True, name="one_thread_per_module")(_one_torch_thread)
+one_thread_per_test = pytest.fixture(autouse=True, name="one_thread_per_test")(_one_torch_thread)
+
+
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory) -> Path:
     return make_project(tmp_path_factory.mktemp("project"))

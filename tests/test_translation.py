@@ -237,7 +237,7 @@ def reverser():
     rng = random.Random(0)
     model = Seq2Seq(13, 13, embedding_dim=16, cell="gru", hidden_size=32, bidirectional=True,
                     attention="additive", attention_size=32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
 
     def batch(size, longest=6):
         sources = [[rng.randint(3, 12) for _ in range(rng.randint(2, longest))] for _ in range(size)]
@@ -246,7 +246,7 @@ def reverser():
         return ids, lengths, targets, sources
 
     model.train()
-    for _ in range(400):
+    for _ in range(400):  # 4 s on one thread; lr 0.01 oscillated between 0.85 and 0.98 exact up to step 1000
         ids, lengths, targets, _ = batch(32)
         logits, _ = model(ids, lengths, targets[:, :-1])
         loss = sequence_loss(logits, targets[:, 1:])
