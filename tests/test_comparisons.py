@@ -79,3 +79,77 @@ def test_a_factor_is_paired_over_the_configurations_that_differ_only_in_it():
     assert depth.pairs == 6 and depth.difference == pytest.approx(-0.2) and depth.told_apart
     text = "\n".join(significance(groups))
     assert "LSTM against GRU: test accuracy difference -0.0100" in text and "GRU is better" in text
+
+
+def _depth_row(cell, layers, seed, gap, test, budget=None):
+    """A classifier run whose selected epoch (the best validation accuracy) is epoch `seed` % 3 and whose train
+    accuracy there is the validation accuracy + `gap`; at the other epochs train accuracy is 0.1 higher still."""
+    chosen, val = int(seed) % 3, [0.70, 0.72, 0.71]
+    val[chosen] = 0.75
+    train = [v + gap + (0.0 if epoch == chosen else 0.1) for epoch, v in enumerate(val)]
+    config = {"cell": cell, "layers": layers, **({"model.param_budget": budget} if budget else {})}
+    return {"run_id": f"{cell}{layers}{seed}{budget}", "run_name": f"{cell}-{layers}", "status": "FINISHED",
+            "task": "classify", "objective": {"metric": "val_acc", "mode": "max"}, "seed": seed, "config": config,
+            "best_val_acc": 0.75, "test_acc": test, "seconds_per_epoch": 10.0 * layers + int(seed),
+            "history": {"val_acc": [[10 * (e + 1), v] for e, v in enumerate(val)],
+                        "train_acc": [[10 * (e + 1), t] for e, t in enumerate(train)]}}
+
+
+# per (cell, seed): the gap grows by about 0.05 with the second layer, the test score moves both ways
+DEPTH = {("lstm", "1"): (0.020, 0.010, 0.80, -0.010), ("lstm", "2"): (0.030, 0.012, 0.78, 0.012),
+         ("lstm", "3"): (0.010, 0.009, 0.82, 0.004), ("gru", "1"): (0.025, 0.011, 0.79, -0.006),
+         ("gru", "2"): (0.015, 0.008, 0.81, 0.009), ("gru", "3"): (0.035, 0.010, 0.77, -0.008)}
+
+
+def _depth_rows(budget=None):
+    rows = []
+    for (cell, seed), (gap, more, test, change) in DEPTH.items():
+        rows += [_depth_row(cell, 1, seed, gap, test, budget),
+                 _depth_row(cell, 2, seed, gap + 0.05 + more - 0.01, test + change, budget)]
+    return rows
+
+
+def _expected(differences):
+    """(mean, half-width of its 95% t interval, p) of paired differences, from scipy alone."""
+    mean = statistics.fmean(differences)
+    low, high = stats.t.interval(0.95, len(differences) - 1, loc=mean, scale=stats.sem(differences))
+    return mean, (high - low) / 2, stats.ttest_1samp(differences, 0).pvalue
+
+
+def test_depth_sentences_give_the_change_in_the_gap_and_the_score_from_one_layer_to_two():
+    from rnnlab.reporting.markdown import report_markdown, summary_lines
+    from rnnlab.reporting.statistics import GAP, config_groups
+
+    rows = _depth_rows()
+    groups = config_groups(rows)
+    gap_diffs = [0.05 + more - 0.01 for _, more, _, _ in DEPTH.values()]  # per (cell, seed): 2 layers - 1
+    score_diffs = [change for _, _, _, change in DEPTH.values()]
+    for run in (run for group in groups for run in group["runs"]):  # train acc at the selected epoch - val acc
+        val, train = ([value for _, value in run["history"][name]] for name in ("val_acc", "train_acc"))
+        assert run[GAP] == pytest.approx(train[val.index(max(val))] - run["best_val_acc"])
+    lines = summary_lines(rows, groups)
+    gap_line = next(line for line in lines if "gap at the selected checkpoint" in line)
+    mean, half, p = _expected(gap_diffs)
+    assert _excludes_zero(mean, half)
+    assert gap_line == (f"- From 1 layer to 2 layers, the train − val acc gap at the selected checkpoint changes by "
+                        f"{mean:+.4f} (95% CI ± {half:.4f}), paired t-test over 6 pairs, p = {p:.3f}: higher with "
+                        "2 layers.")
+    score_line = next(line for line in lines if "test accuracy changes by" in line)
+    mean, half, p = _expected(score_diffs)
+    assert not _excludes_zero(mean, half) and p > 0.05
+    assert score_line.startswith(f"- From 1 layer to 2 layers, test accuracy changes by {mean:+.4f} (95% CI ± "
+                                 f"{half:.4f}), paired t-test over 6 pairs, p = {p:.3f}: they **cannot be told "
+                                 "apart**")
+    # wall times: in report.html's sentences (links=True) only
+    assert not any("time per epoch" in line for line in lines)
+    assert any(line.startswith("- From 1 layer to 2 layers, the time per epoch changes by +10.0 s")
+               for line in summary_lines(rows, groups, links=True))
+    # a study sized two ways: the depth sentences once per sizing
+    markdown = report_markdown("sized", _depth_rows() + _depth_rows(budget="50000"))
+    assert markdown.count("Depth and overfitting") == 2
+    for view in markdown.split("## At equal parameters"):
+        assert "higher with 2 layers" in view and "test accuracy changes by" in view
+
+
+def _excludes_zero(mean: float, half: float) -> bool:
+    return mean - half > 0 or mean + half < 0

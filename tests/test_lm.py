@@ -151,6 +151,30 @@ def test_test_ppl_is_exp_of_the_mean_token_loss_over_the_whole_split(lm_project)
     assert abs(sum(math.exp(w.mean().item()) for w in per_window) / len(per_window) - expected) > 1e-3 * expected
 
 
+def test_test_acc_is_the_share_of_next_tokens_ranked_first_over_the_whole_split(lm_project):
+    import pytorch_lightning as pl
+
+    dm = _datamodule(lm_project, batch_size=4, bptt=6, eval_batch_size=3)
+    model = _model(_vocab_size(lm_project))
+    task = LanguageModelTask(model, optimizer=functools.partial(torch.optim.Adam, lr=0.03))
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(task, datamodule=dm)
+    assert {"train_acc", "val_acc"} <= set(trainer.callback_metrics)
+    trainer.test(task, datamodule=dm, verbose=False)
+    logged = float(trainer.callback_metrics["test_acc"])
+
+    stream = torch.tensor(_stream(lm_project, "test"))
+    rows = stream[:len(stream) // 3 * 3].view(3, -1)
+    with torch.no_grad():  # every next-token position of the split, the state carried along each row
+        logits, _ = model.eval()(rows[:, :-1])
+    targets = rows[:, 1:]
+    correct = int((logits.argmax(-1) == targets).sum())
+    assert round(logged * targets.numel()) == correct and logged == pytest.approx(correct / targets.numel())
+    # a trained model: better than always naming the split's most frequent next token
+    assert correct > int(torch.bincount(targets.flatten()).max())
+
+
 def test_generation_is_repeatable_with_a_seed(lm_project):
     from rnnlab.data.tokenization import load_tokenizer
 
@@ -194,6 +218,7 @@ def test_rnnlab_train_experiment_lm_then_generate_from_the_run(lm_project, tmp_p
     assert metrics["best_val_ppl"] < len(WORDS) + 1  # better than guessing uniformly among the words and <eos>
     assert [m.value for m in client.get_metric_history(run_id, "lr")] == [1.0, 0.5]
     assert len(client.get_metric_history(run_id, "train_ppl")) == 2
+    assert len(client.get_metric_history(run_id, "val_acc")) == 2 and 0 < metrics["test_acc"] <= 1
     assert run.data.params["model.cell"] == "lstm" and run.data.params["data.bptt"] == "7"
 
     args = ["prompt=the cat zebra", "words=12", "strategy=sample", "seed=3", f"tracking_uri={uri}"]

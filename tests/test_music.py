@@ -248,3 +248,73 @@ def test_a_real_language_model_run_on_chorales_logs_melody_measures_and_music_fi
     assert 0 <= metrics["melody_interval_tv"] <= 1 and metrics["melody_shuffled_test_pitch_class_tv"] == 0
     logged = {item.path for item in client.list_artifacts(run.info.run_id, "music")}
     assert logged == {f"music/generated-1.{ext}" for ext in ("mid", "wav", "png")}
+
+
+@pytest.mark.slow
+def test_the_music_study_runs_through_dvc_repro_from_a_pinned_wheel(tmp_path):
+    """`dvc repro` of a two-run music study on 40 chorales, in a temporary repo: the fetch stage downloads a
+    wheel laid out as music21's (pinned by its sha256, from a local index) and extracts its corpus folder, then
+    prepare, tokenize, the sweep and the report run; `rnnlab-generate` on a run writes a MIDI file that music21
+    reads back as the notes it printed, and a key the model never learned is refused, naming the learned ones."""
+    import hashlib
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO, build_wheel, make_project
+
+    scores = sorted(BACH.glob("bwv2*.mxl"))[:40]
+    wheel = build_wheel(tmp_path / "index", "music21", "10.5.1",
+                        {f"music21/corpus/bach/{p.name}": p.read_bytes() for p in scores})
+    repo = tmp_path / "repo"
+    make_project(repo, build_data=False)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pipelines", "src"):
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, repo / name)
+    data = (REPO / "conf/data/bach_chorales.yaml").read_text()
+    data = data.replace("dc3309498c4c95cebdf8d4f20c868deb6b63bce1d929cad4f51a7ccc982987b1",
+                        hashlib.sha256(wheel.read_bytes()).hexdigest())
+    data = data.replace("pip_args: []", f"pip_args: [--no-index, --find-links, {wheel.parent}]")
+    data = data.replace("split: {validation: 0.1, test: 0.1, seed: 0}", "split: {validation: 0.2, test: 0.2, seed: 0}")
+    assert "--find-links" in data and "validation: 0.2" in data
+    (repo / "conf/data/bach_chorales.yaml").write_text(data)
+    (repo / "conf/pipeline.yaml").write_text(json.dumps({
+        "datasets": {"bach_chorales": {"tokenizer": "lm"}}, "derived": {}, "embeddings": {},
+        "studies": {"music": {"data": "bach_chorales", "inputs": "data/bach_chorales/tokenized/tokenizer.json",
+                              "overrides": ["model.cell=rnn,lstm", "seed=1", "trainer.max_epochs=2",
+                                            "model.hidden_size=16", "embedding.dim=16", "data.bptt=16",
+                                            "callbacks.melodies.samples=4", "callbacks.melodies.max_events=40",
+                                            "callbacks.melodies.examples=1", "torch_threads=1"]}},
+        "launcher": [], "overrides": []}))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(repo / "src")}
+    env.pop("RNNLAB_CONF_DIR", None)
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc = str(Path(sys.executable).parent / "dvc")
+    assert run(dvc, "init", "-q").returncode == 0
+    proc = run(dvc, "repro")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    raw = repo / "data/bach_chorales/raw/bach"
+    assert sorted(p.name for p in raw.iterdir()) == [p.name for p in scores]
+    facts = json.loads((repo / "data/bach_chorales/prepared/chorales.json").read_text())
+    assert sum(split["chorales"] for split in facts["splits"].values()) + len(facts["skipped"]) == 40
+    metrics = json.loads((repo / "results/music/metrics.json").read_text())
+    assert "test next-token acc" in (repo / "results/music/report.md").read_text()
+    assert len(json.loads((repo / "results/music/runs.json").read_text())["runs"]) == 2, metrics
+
+    run_id = json.loads((repo / "results/music/runs.json").read_text())["runs"][0]["run_id"]
+    midi = tmp_path / "melody.mid"
+    proc = run(sys.executable, "-m", "rnnlab.generate", f"run_id={run_id}", "prompt=<key:A-minor>", "words=30",
+               "strategy=topk", "seed=3", f"midi={midi}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    head, _, events = proc.stdout.splitlines()[0].partition(" events: ")
+    assert head.startswith("A-minor, ") and proc.stdout.splitlines()[1] == f"wrote {midi}"
+    printed = [parse_event(token) for token in events.split()]
+    assert printed and read_midi_events(midi) == [(p, float(d)) for p, d in printed]
+    proc = run(sys.executable, "-m", "rnnlab.generate", f"run_id={run_id}", "prompt=<key:D-major>")
+    assert proc.returncode == 2 and "<key:A-minor>" in proc.stderr and "<key:C-major>" in proc.stderr

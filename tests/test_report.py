@@ -39,6 +39,44 @@ def test_language_model_report_ranks_by_lowest_test_perplexity():
     assert dvc_metrics(rows)["learned-rnn-2l-uni"] == {"best_val_ppl": 155.0, "test_ppl": 150.0, "params_total": 1000}
 
 
+MEASURES = ["pitch_class_tv", "interval_tv", "duration_tv", "in_key_ratio", "pitch_range", "repeated_note_ratio"]
+
+
+def _music_row(cell, seed, generated, references):
+    """A music run: a language model's scores and the melody measures its judge logs (music/callbacks.py)."""
+    metrics = {f"melody_{name}": value for name, value in zip(MEASURES, generated, strict=True)}
+    for tag, values in references.items():
+        metrics.update({f"melody_{tag}_{name}": value for name, value in zip(MEASURES, values, strict=True)})
+    return _row("lm", cell, seed=seed, test_ppl=5.0, best_val_ppl=5.2, test_acc=0.4 + int(seed) / 100, **metrics)
+
+
+def test_music_reports_show_the_melody_measures_and_their_scale_and_text_reports_do_not():
+    from rnnlab.music.measures import melody_measures
+    from rnnlab.music.melody import Melody
+
+    melody = Melody("m", ((60, 1), (62, 1), (64, 2)), 0, "major", "4/4", {})
+    assert set(MEASURES) <= set(melody_measures([melody], [melody]))  # the judge's own names
+    references = {"train": [0.05, 0.08, 0.04, 0.97, 11.0, 0.12], "shuffled_test": [0.0, 0.30, 0.0, 0.96, 10.5, 0.10],
+                  "random": [0.40, 0.60, 0.0, 0.55, 10.4, 0.05]}
+    other_seed = {**references, "random": [0.40, 0.60, 0.0, 0.55, 10.6, 0.05]}  # a rounding apart: the mean
+    rows = [_music_row("lstm", "1", [0.10, 0.20, 0.05, 0.90, 9.0, 0.20], references),
+            _music_row("lstm", "2", [0.12, 0.22, 0.07, 0.92, 9.4, 0.22], other_seed)]
+    text = report_markdown("music", rows)
+    assert ("| selected val ppl | test ppl | test next-token acc | pitch-class TV | interval TV | duration TV | "
+            "in key | pitch range | repeated ratio |") in text
+    assert re.search(r"\| 0\.415 ± \S+ \| 0\.110 ± \S+ \| 0\.210 ± \S+ \| 0\.060 ± \S+ \| 0\.910 ± \S+ \| "
+                     r"9\.2 ± \S+ \| 0\.210 ± \S+ \|", text), text
+    assert ("Training chorales: pitch-class TV 0.050, interval TV 0.080, duration TV 0.040, in key 0.970, "
+            "pitch range 11.0, repeated ratio 0.120.") in text
+    assert "Shuffled test notes: pitch-class TV 0.000, interval TV 0.300" in text
+    assert "Random notes: pitch-class TV 0.400, interval TV 0.600, duration TV 0.000, in key 0.550, pitch range " \
+           "10.5, repeated ratio 0.050." in text
+    assert report_markdown("music", rows) == text  # the same bytes on a rerun
+    plain = report_markdown("lm", [_row("lm", "lstm", test_ppl=114.2, best_val_ppl=118.0, test_acc=0.301)])
+    assert "| selected val ppl | test ppl | test next-token acc |" in plain and "| 0.301 |" in plain
+    assert "TV" not in plain and "pitch range" not in plain and "Scale of the melody" not in plain
+
+
 def test_tagging_report_shows_entity_scores_and_ranks_by_highest_f1():
     rows = [_row("ner", "lstm", test_f1=0.88, test_f1_PER=0.93, test_precision=0.87, test_recall=0.89),
             _row("ner", "gru", test_f1=0.86)]

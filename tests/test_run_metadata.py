@@ -5,6 +5,7 @@ the experiment marked as model training, every child in its parent's experiment,
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -112,3 +113,131 @@ def test_a_dvc_experiment_copy_uses_the_projects_store(tmp_path, monkeypatch):
     assert exp.artifact_location.startswith((tmp_path / "project/mlruns").resolve().as_uri())
     monkeypatch.chdir(tmp_path)
     assert runs.project_root() == tmp_path.resolve()
+
+
+def test_runs_logging_the_same_dataset_at_the_same_moment_all_get_it(tmp_path):
+    """Jobs of a parallel sweep log the same dataset at once: each inserts its row, SQLite's unique key fails all
+    but one (`UNIQUE constraint failed: datasets...`); every run must still get the dataset as its input."""
+    import threading
+
+    data = tmp_path / "tokenized"
+    data.mkdir()
+    (data / "part-0.txt").write_text("the same data for every job\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    setup = runs.client(uri)
+    exp_id = runs.experiment_id(setup, "race")
+    run_ids = [setup.create_run(exp_id).info.run_id for _ in range(8)]
+    barrier, errors = threading.Barrier(len(run_ids)), []
+
+    def job(run_id):
+        client = runs.client(uri)  # each job its own client, as each process of a sweep has
+        barrier.wait()
+        try:
+            run_metadata.log_datasets(client, run_id, [("tiny", data, "tokenized")], {})
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=job, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+    for run_id in run_ids:
+        inputs = setup.get_run(run_id).inputs.dataset_inputs
+        assert [(i.dataset.name, i.tags[0].value) for i in inputs] == [("tiny", "tokenized")]
+
+
+H = 3600  # seconds
+T0 = 1_750_000_000  # a sweep's start, seconds since the epoch: explicit times, no clock read
+
+
+def _sweep_store(tmp_path, jobs, spans):
+    """A real store with a sweep's parent run started at T0 and a child per (start, end or None) in seconds after
+    T0 (None: still running); the child ids in order."""
+    from rnnlab.tracking import progress
+
+    tmp_path.mkdir(exist_ok=True)
+    client = runs.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp_id = runs.experiment_id(client, "sweep")
+    parent = client.create_run(exp_id, start_time=T0 * 1000).info.run_id
+    progress.sweep_started(client, parent, jobs, now=T0)
+    ids = []
+    for k, (start, end) in enumerate(spans):
+        run_id = client.create_run(exp_id, start_time=(T0 + start) * 1000, run_name=f"job{k}",
+                                   tags={runs.PARENT_TAG: parent}).info.run_id
+        if end is not None:
+            client.set_terminated(run_id, "FINISHED", end_time=(T0 + end) * 1000)
+        ids.append(run_id)
+    return client, parent, ids
+
+
+def _line(capsys, client, parent, run_id, now, parallel):
+    from rnnlab.tracking import progress
+
+    progress.run_done(client, run_id, "job", parent, "val_acc", {"best_val_acc": 0.8, "test_acc": 0.79},
+                      parallel=parallel, now=T0 + now)
+    return capsys.readouterr().out.strip()
+
+
+def test_the_time_left_counts_the_jobs_running_at_once(tmp_path, capsys):
+    """3 jobs on 3 parallel workers, started together: when the first ends after 2 h 19 min the other two are as
+    far along, so little is left (it said "about 4 h 25 min", two more runs one after another)."""
+    spans = [(0, 2 * H + 19 * 60), (5, None), (10, None)]
+    client, parent, ids = _sweep_store(tmp_path, 3, spans)
+    line = _line(capsys, client, parent, ids[0], 2 * H + 19 * 60 + 1, parallel=3)
+    assert line == "[1/3] job: best_val_acc=0.8, test_acc=0.79 (about 1 min left)"
+    for run_id, end in ((ids[1], 2 * H + 22 * 60), (ids[2], 2 * H + 24 * 60)):
+        client.set_terminated(run_id, "FINISHED", end_time=(T0 + end) * 1000)
+    line = _line(capsys, client, parent, ids[2], 2 * H + 24 * 60 + 1, parallel=3)
+    assert line == "[3/3] job: best_val_acc=0.8, test_acc=0.79 (sweep done in 2 h 24 min)"
+
+
+@pytest.mark.parametrize(("parallel", "spans", "left"), [
+    # 6 jobs, 3 at once, one round done: the 3 waiting take one more round (5 rounds before)
+    (3, [(0, H), (0, None), (0, None)], "1 h 00 min"),
+    # 4 jobs, 2 at once: the second job, half done, ends in 30 min; the 2 waiting end 1 h and 1 h 30 min from now
+    (2, [(0, H), (H // 2, None)], "1 h 30 min"),
+    # one after another: every job left takes a whole run
+    (1, [(0, H)], "3 h 00 min"),
+], ids=["rounds", "in-flight", "sequential"])
+def test_the_time_left_is_the_runs_waiting_in_rounds_less_what_the_running_ones_did(tmp_path, capsys, parallel,
+                                                                                      spans, left):
+    client, parent, ids = _sweep_store(tmp_path, 6 if parallel == 3 else 4, spans)
+    assert _line(capsys, client, parent, ids[0], H, parallel).endswith(f"(about {left} left)")
+
+
+def test_without_a_known_launcher_the_runs_seen_together_say_how_many_run_at_once(tmp_path):
+    from rnnlab.tracking import progress
+
+    def left(store, spans, now):
+        client, parent, _ = _sweep_store(tmp_path / store, 6, spans)
+        started = int(client.get_run(parent).data.tags[progress.STARTED_TAG])
+        return progress.time_left(runs.child_runs(client, parent), started, 6, None, (T0 + now) * 1000)
+
+    # 3 at once: the 3 waiting take one round after the 2 running end
+    assert left("together", [(0, H), (0, None), (60, None)], H) == pytest.approx(H + 60)
+    # one after another: the running one's 59 min, then 3 whole runs
+    assert left("in-turn", [(0, H), (H, 2 * H), (2 * H, None)], 2 * H + 60) == pytest.approx(4 * H - 60)
+
+
+def test_the_sweeps_parallelism_is_read_from_its_launcher_and_sweeper():
+    from rnnlab.tracking.progress import sweep_parallelism
+
+    basic = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
+    joblib = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 3}
+    optuna = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "n_jobs": 2}
+    assert sweep_parallelism(basic) == 1 and sweep_parallelism(basic, optuna) == 1
+    assert sweep_parallelism(joblib) == 3
+    assert sweep_parallelism({**joblib, "n_jobs": -1}) == os.cpu_count()
+    assert sweep_parallelism(joblib, optuna) == 2  # Optuna asks 2 trials a batch: 2 run at once
+    assert sweep_parallelism(joblib, {"_target_": "x.BasicSweeper", "max_batch_size": None}) == 3
+    assert sweep_parallelism({"_target_": "hydra_plugins.x.SlurmLauncher"}) is None
+    assert sweep_parallelism(None) is None
+
+
+def test_the_seed_of_the_embedding_is_no_param_unless_overridden():
+    """`embedding.seed` is `${seed}`: the same value as `seed`, a second column to compare that says nothing."""
+    resolved = {"seed": 3, "embedding": {"name": "word2vec", "seed": 3}}
+    assert run_metadata.comparable_params(resolved, ["seed=3"], None) == {"seed": 3, "embedding.name": "word2vec"}
+    assert run_metadata.comparable_params(resolved, ["embedding.seed=3"], None)["embedding.seed"] == 3

@@ -1,5 +1,5 @@
 """One selection rule per run (task.objective): the checkpoint tested, early stopping, the logged best_<metric>,
-the sweeper's direction and the report's validation column follow it. Read back from real runs in a SQLite store."""
+the sweeper's direction and the report's validation column (and its train-vs-validation gap) follow it. Read back from real runs in a SQLite store."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import yaml
 from conftest import run_train
 
 from rnnlab import checkpoints
+from rnnlab.reporting.markdown import group_table
+from rnnlab.reporting.statistics import GAP, config_groups
+from rnnlab.reporting.sweep_runs import run_row
 from rnnlab.tracking import runs
 
 pytestmark = pytest.mark.slow
@@ -73,6 +76,14 @@ def test_the_reported_validation_score_is_the_selected_checkpoints(tiny_project,
         again = _validate_again(tiny_project, client, run_id,
                                 client.download_artifacts(run_id, "checkpoints/best.ckpt", tmp), monkeypatch)
     assert again["val_acc"] == pytest.approx(metrics["best_val_acc"], abs=1e-6)
+
+    # the report's train-vs-validation gap: train accuracy at the checkpoint's epoch - the reported validation
+    gap = _history(client, run_id, "train_acc")[checkpoint["epoch"]] - metrics["best_val_acc"]
+    row = run_row(client, run, [])
+    groups = config_groups([row])
+    assert groups[0]["mean"][GAP] == pytest.approx(gap, abs=1e-12)
+    header, body = group_table(groups)
+    assert body[0][header.index("train − val acc (selected)")] == f"{gap:+.4f}"
 
 
 def test_another_objective_moves_every_callback_with_it(tiny_project, tmp_path):

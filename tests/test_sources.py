@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import build_wheel
 from omegaconf import OmegaConf
 
 from rnnlab.data.sources import fetch
@@ -24,29 +23,9 @@ MEMBER = "fakedata/data/x.csv"
 MEMBER_BYTES = b"text,label,source\nA fine film.,1,rotten_tomatoes\n\xc3\xa9t\xc3\xa9 bad,0,rotten_tomatoes\n"
 
 
-def _record_line(name: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{name},sha256={digest},{len(data)}"
-
-
-def _build_wheel(wheel_dir: Path) -> Path:
-    """A minimal but valid pure-Python wheel `fakedata-0.0.1` holding one CSV data member."""
-    dist_info = "fakedata-0.0.1.dist-info"
-    files = {
-        "fakedata/__init__.py": b"",
-        MEMBER: MEMBER_BYTES,
-        f"{dist_info}/METADATA": b"Metadata-Version: 2.1\nName: fakedata\nVersion: 0.0.1\n",
-        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: rnnlab-tests\nRoot-Is-Purelib: true\n"
-                              b"Tag: py3-none-any\n",
-    }
-    record = "\n".join([*(_record_line(n, d) for n, d in files.items()), f"{dist_info}/RECORD,,"]) + "\n"
-    files[f"{dist_info}/RECORD"] = record.encode()
-    wheel_dir.mkdir(parents=True, exist_ok=True)
-    wheel = wheel_dir / "fakedata-0.0.1-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return wheel
+def _build_wheel(wheel_dir: Path, members: dict[str, bytes] | None = None) -> Path:
+    """A minimal but valid pure-Python wheel `fakedata-0.0.1` holding one CSV data member (or `members`)."""
+    return build_wheel(wheel_dir, "fakedata", "0.0.1", members or {MEMBER: MEMBER_BYTES})
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +48,34 @@ def test_pinned_wheel_extracts_exactly_the_member(fake_wheel, tmp_path):
     assert path == dest / "x.csv"
     assert path.read_bytes() == MEMBER_BYTES
     assert sorted(p.name for p in dest.iterdir()) == ["x.csv"]
+
+
+FOLDER = {"fakedata/scores/a.mxl": b"first", "fakedata/scores/deeper/b.krn": b"second",
+          "fakedata/other/c.txt": b"not in the folder"}
+
+
+def test_a_folder_member_is_extracted_whole_under_its_own_name(tmp_path):
+    wheel = _build_wheel(tmp_path / "wheels", FOLDER)
+    dest = tmp_path / "raw"
+    path = fetch(_source(wheel, member="fakedata/scores/"), dest)
+    assert path == dest / "scores"
+    found = {p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    assert found == {"a.mxl": b"first", "deeper/b.krn": b"second"}
+
+
+@pytest.mark.parametrize("escaping", ["fakedata/scores/../../evil.txt", "fakedata/scores//etc/evil.txt"])
+def test_a_folder_member_leaving_the_folder_refuses_the_archive_and_writes_nothing(escaping, tmp_path):
+    wheel = _build_wheel(tmp_path / "wheels", {**FOLDER, escaping: b"owned"})
+    dest = tmp_path / "raw"
+    with pytest.raises(DataError, match="leaves the folder"):
+        fetch(_source(wheel, member="fakedata/scores/"), dest)
+    assert not (dest / "scores").exists()
+    assert not list(tmp_path.rglob("evil.txt"))
+
+
+def test_a_missing_folder_member_names_it(fake_wheel, tmp_path):
+    with pytest.raises(DataError, match="no member folder 'fakedata/nothing/'"):
+        fetch(_source(fake_wheel, member="fakedata/nothing/"), tmp_path / "raw")
 
 
 def test_pinned_wheel_sha256_mismatch_leaves_nothing(fake_wheel, tmp_path):

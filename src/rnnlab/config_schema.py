@@ -105,7 +105,7 @@ BAG_POOLINGS = ("mean", "max")
 ATTENTIONS = ("none", "additive", "dot")
 TASK_KINDS = ("classify", "ner", "lm", "longrange", "translation", "generate")
 EMBEDDINGS = ("onehot", "learned", "word2vec", "glove", "pretrained")
-DATA_FORMATS = ("csv", "conll", "treebank", "text", "pairs", "synthetic", "derived")
+DATA_FORMATS = ("csv", "conll", "treebank", "text", "pairs", "synthetic", "derived", "chorales")
 PROBLEMS = ("adding", "copy")
 SOURCE_KINDS = ("pinned_wheel", "hub", "local")
 STRATEGIES = ("greedy", "sample", "topk")
@@ -207,6 +207,8 @@ GROUPS: dict[str, Group] = {
         "synthetic": {"problem": Str(*PROBLEMS), "length": POSITIVE, "num_symbols": Int(ge=2),
                       "copy_length": POSITIVE, **under("sizes", {s: POSITIVE for s in ("train", "validation", "test")}),
                       "seed": SEED},
+        "chorales": {"voices": Str("soprano", "all"), "transpose": Str("common", "augment", "none"), **SPLIT,
+                     "bptt": POSITIVE},
     }),
     "tokenizer": Group({
         "lowercase": Bool(),
@@ -268,6 +270,9 @@ GROUPS: dict[str, Group] = {
         **under("checkpoint", {"_target_": Str(), "monitor": Str(nullable=True), "mode": MODE,
                                "save_top_k": Int(ge=0, also=(-1,), note="-1 = every checkpoint"),
                                "filename": Str(nullable=True), "save_last": AnyOf(Bool(), Str("link"), nullable=True)}),
+        **under("melodies", {"_target_": Str(), "prepared_dir": Str(), "samples": POSITIVE, "max_events": POSITIVE,
+                             "strategy": Str(*STRATEGIES), "temperature": Float(gt=0), "top_k": POSITIVE,
+                             "seed": SAMPLING_SEED, "examples": COUNT}),
     }),
     "task": Group({"kind": Str(*TASK_KINDS), "name": NONEMPTY, "objective": Map(), "objective.metric": Str(),
                    "objective.mode": MODE}, by="kind", options={
@@ -310,6 +315,8 @@ PIPELINE = {  # conf/pipeline.yaml (what `dvc repro` builds)
     "derived": Map(), "derived.*": Map(), "derived.*.from": Str(), "derived.*.tokenizer": Str(),
     "studies": Map(), "studies.*": Map(), "studies.*.data": Str(), "studies.*.inputs": Str(),
     "studies.*.overrides": ListOf(Str()),
+    # each tuned config key (dotted, so one key: not walked into) with its untuned (shared) default
+    "studies.*.tuned": AnyOf(Map(), noun="a mapping of config keys to their untuned defaults"),
     "launcher": ListOf(Str()),
     "overrides": ListOf(Str()),
 }
@@ -319,7 +326,8 @@ SCRIPT_ARGS: dict[str, dict[str, Rule]] = {  # key=value arguments of the consol
     "rnnlab-predict": {"run_id": NONEMPTY, "model": NONEMPTY, "text": Str(), "file": NONEMPTY, "tracking_uri": NONEMPTY},
     "rnnlab-generate": {"run_id": NONEMPTY, "model": NONEMPTY, "prompt": Str(), "words": POSITIVE,
                         "strategy": Str(*STRATEGIES), "temperature": Float(gt=0), "top_k": POSITIVE,
-                        "seed": SAMPLING_SEED, "tracking_uri": NONEMPTY, "label": Str()},
+                        "seed": SAMPLING_SEED, "tracking_uri": NONEMPTY, "label": Str(),
+                        "midi": NONEMPTY},
     "rnnlab-translate": {"run_id": NONEMPTY, "model": NONEMPTY, "text": Str(), "file": NONEMPTY, "beam": Int(ge=1, note="1 = greedy"),
                          "length_penalty": Float(ge=0), "attention": NONEMPTY, "tracking_uri": NONEMPTY},
     "rnnlab-analyze": {"run_id": NONEMPTY, "sentence": Str(), "tracking_uri": NONEMPTY,

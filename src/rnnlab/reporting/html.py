@@ -12,6 +12,7 @@ from rnnlab.reporting.markdown import (
     examples_table,
     group_table,
     machine_line,
+    melody_scale,
     reproducibility,
     summary_lines,
     sweep_machine,
@@ -40,6 +41,8 @@ def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[
         view_groups = groups if not view else config_groups(members)
         sections += [f"<h2>{html.escape(view or 'Configurations')}</h2>", *_group_table(view_groups),
                      _summary(members, view_groups)]
+    scale = melody_scale(rows)
+    sections += [f"<p>{_inline(scale)}</p>"] if scale else []
     runs = ["<table>", "<tr><th>run</th><th>seed</th><th>status</th><th>MLflow run id</th></tr>"]
     runs += [f"<tr><td>{html.escape(str(r['run_name']))}</td><td>{html.escape(str(r.get('seed')))}</td>"
              f"<td>{html.escape(r['status'])}</td><td><code>{html.escape(r['run_id'])}</code></td></tr>"

@@ -6,12 +6,16 @@ import statistics
 
 from rnnlab.reporting.configurations import config_key
 from rnnlab.reporting.statistics import (
+    MELODY_MEASURES,
+    REFERENCE_SETS,
     best_row,
     cell_comparison,
     columns,
     config_groups,
+    depth_lines,
     gru_versus_lstm,
     headline,
+    is_number,
     significance,
 )
 from rnnlab.reporting.views import sizing_views
@@ -100,10 +104,29 @@ def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> 
                                  wall_times=links)
     if comparison:
         lines.append(comparison)
+    lines += depth_lines(groups, wall_times=links)
     failed = [r["run_name"] for r in rows if r["status"] != "FINISHED"]
     if failed:
         lines.append(f"Runs not finished: {', '.join(failed)}.")
     return lines
+
+
+def melody_scale(rows: list[dict]) -> str | None:
+    """The scale of the melody columns: each reference set's measures against the test chorales (logged by
+    every music run as melody_<reference>_<measure>, the same for each: their mean). None without them."""
+    finished = [r for r in rows if r["status"] == "FINISHED"]
+    sentences = []
+    for tag, reference in REFERENCE_SETS.items():
+        values = {name: [v for r in finished if is_number(v := r.get(f"melody_{tag}_{name}"))]
+                  for name in MELODY_MEASURES}
+        parts = [f"{header} {fmt.format(statistics.fmean(values[name]))}"
+                 for name, (header, fmt) in MELODY_MEASURES.items() if values[name]]
+        if parts:
+            sentences.append(f"{reference[0].upper()}{reference[1:]}: {', '.join(parts)}.")
+    if not sentences:
+        return None
+    return ("Scale of the melody columns: the same measures of reference sets against the test chorales (the "
+            "shuffled notes are the test chorales' own notes in another order). " + " ".join(sentences))
 
 
 def examples_table(groups: list[dict]) -> dict | None:
@@ -147,6 +170,9 @@ def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None
         parts += ([f"## {view}", ""] if view else []) + [markdown_table(header, body), ""]
         parts += [line + "\n" for line in summary_lines(members, groups)]
         parts += [line + "\n" for line in examples_lines(groups)]
+    scale = melody_scale(rows)
+    if scale:
+        parts += [scale, ""]
     if tuning:
         parts += [tuning["intro"], "", markdown_table(tuning["header"], tuning["body"]), ""]
     parts += [NOTES + " Wall times per configuration and the MLflow run ids are in report.html.", "",

@@ -10,7 +10,13 @@ import math
 import statistics
 
 from rnnlab.errors import RnnlabError
-from rnnlab.reporting.comparisons import against_the_best, factor_comparisons, half_width, sentence
+from rnnlab.reporting.comparisons import (
+    against_the_best,
+    change_sentence,
+    factor_comparisons,
+    half_width,
+    sentence,
+)
 from rnnlab.reporting.configurations import ORDER, config_key, config_of, describe, sort_key
 
 SCORE_COLUMNS = {  # (header, metric, format); the selected checkpoint's validation score comes first (columns())
@@ -20,7 +26,7 @@ SCORE_COLUMNS = {  # (header, metric, format); the selected checkpoint's validat
             ("test recall", "test_recall", "{:.4f}"), ("test F1", "test_f1", "{:.4f}"),
             ("PER", "test_f1_PER", "{:.3f}"), ("LOC", "test_f1_LOC", "{:.3f}"), ("ORG", "test_f1_ORG", "{:.3f}"),
             ("MISC", "test_f1_MISC", "{:.3f}")],
-    "lm": [("test ppl", "test_ppl", "{:.1f}")],
+    "lm": [("test ppl", "test_ppl", "{:.1f}"), ("test next-token acc", "test_acc", "{:.3f}")],
     "longrange": [("test MSE", "test_mse", "{:.4f}"), ("baseline MSE", "baseline_mse", "{:.4f}"),
                   ("test acc", "test_acc", "{:.4f}"), ("grad ratio init", "grad_h_ratio_init", "{:.1e}"),
                   ("grad ratio trained", "grad_h_ratio_trained", "{:.1e}"),
@@ -32,6 +38,15 @@ SCORE_COLUMNS = {  # (header, metric, format); the selected checkpoint's validat
     "generate": [("test ppl", "test_ppl", "{:.1f}"),
                  ("match rate", "test_match_rate", "{:.3f}"), ("judge acc", "judge_test_acc", "{:.3f}")],
 }
+# The music study's judge (music/callbacks.py) logs melody_<measure> of the generated melodies against the test
+# chorales, and melody_<reference>_<measure> of three reference sets; the measures are the keys of
+# melody_measures() in music/measures.py. Named here, not imported: the report does not load the music code.
+MELODY_MEASURES = {"pitch_class_tv": ("pitch-class TV", "{:.3f}"), "interval_tv": ("interval TV", "{:.3f}"),
+                   "duration_tv": ("duration TV", "{:.3f}"), "in_key_ratio": ("in key", "{:.3f}"),
+                   "pitch_range": ("pitch range", "{:.1f}"), "repeated_note_ratio": ("repeated ratio", "{:.3f}")}
+MELODY_COLUMNS = [(header, f"melody_{name}", fmt) for name, (header, fmt) in MELODY_MEASURES.items()]
+REFERENCE_SETS = {"train": "training chorales", "shuffled_test": "shuffled test notes", "random": "random notes"}
+GAP = "gap_selected"  # a row's train-vs-validation gap at its selected checkpoint (selected_gap)
 RUN_COLUMNS = [("epochs", "epochs", "{:.0f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
                ("tokens/s", "train_tokens_per_sec", "{:,.0f}")]
 # Wall-clock figures differ from one run to the next: report.md, metrics.json and figures/ leave them out (those
@@ -82,14 +97,44 @@ def selected_column(item: dict) -> tuple[str, str, str]:
             VALUE_FORMATS.get(name, "{:.4f}"))
 
 
+def gap_column(item: dict) -> tuple[str, str, str]:
+    """The column of the train-vs-validation gap at the selected checkpoint, signed so that more overfitting is
+    a larger number: train - val for a higher-is-better objective, val - train for a lower-is-better one."""
+    metric, higher = objective(item)
+    name = metric.removeprefix("val_")
+    short = SHORT_NAMES.get(name, metric_name(item["task"], metric))
+    header = f"train − val {short} (selected)" if higher else f"val − train {short} (selected)"
+    return header, GAP, "{:+.1f}" if name == "ppl" else "{:+.4f}"
+
+
+def selected_gap(row: dict) -> float | None:
+    """The gap of gap_column for one run: the objective's train value at the selected epoch (the first epoch
+    with the best validation value: ModelCheckpoint keeps the first best) against the reported validation
+    value best_<objective>. None where the run's history has no train curve of the objective."""
+    metric, higher = objective(row)
+    history = row.get("history", {})
+    val, train = history.get(metric), history.get("train_" + metric.removeprefix("val_"))
+    best = row.get(f"best_{metric}")
+    scored = [(step, value) for step, value in val or [] if is_number(value)]
+    if not scored or not train or not is_number(best):
+        return None
+    step = (max if higher else min)(scored, key=lambda point: point[1])[0]
+    at = [value for train_step, value in train if train_step == step]  # logged at the same global step
+    if not at or not is_number(at[-1]):
+        return None
+    return at[-1] - best if higher else best - at[-1]
+
+
 def config_groups(rows: list[dict]) -> list[dict]:
     """Runs of one configuration pooled over seeds: for each metric its values, mean, (sample) std and the
-    half-width of the mean's 95% confidence interval ("ci")."""
+    half-width of the mean's 95% confidence interval ("ci"). Each run gains its GAP where its history allows."""
     if not rows:
         return []
     task, rule = rows[0]["task"], rows[0].get("objective")
     groups: dict[tuple, dict] = {}
     for row in rows:
+        if (gap := selected_gap(row)) is not None:
+            row = {**row, GAP: gap}
         config = config_of(row)
         group = groups.setdefault(tuple(config.items()), {"config": config, "task": task, "objective": rule,
                                                           "runs": []})
@@ -154,6 +199,28 @@ def significance(groups: list[dict]) -> list[str]:
     return lines
 
 
+def depth_lines(groups: list[dict], wall_times: bool = False) -> list[str]:
+    """The lecture's "deep RNN: overfitting and training time go up", tested: going from one depth to the next,
+    the change in the train-vs-validation gap at the selected checkpoint and in the headline score, each
+    paired over the configurations that differ only in depth and their seeds; with `wall_times` (report.html)
+    also the time per epoch. A study sized two ways gets these per sizing (the report's views)."""
+    if not groups:
+        return []
+    key, name, _ = headline(groups[0])
+    gap_header = gap_column(groups[0])[0].removesuffix(" (selected)")
+    measured = [(GAP, f"the {gap_header} gap at the selected checkpoint", 4, ""), (key, name, 4, "")]
+    if wall_times:
+        measured.append(("seconds_per_epoch", "the time per epoch", 1, " s"))
+    found = [change_sentence(c, what, digits, unit) for metric, what, digits, unit in measured
+             for c in factor_comparisons(groups, metric, factors=("layers",))]
+    if not found:
+        return []
+    intro = ("Depth and overfitting (the lecture's \"deep RNN: overfitting and training time go up\"), each change "
+             "paired over the configurations that differ only in depth and their seeds (a question of its own: its "
+             "p is not adjusted with the factor tests above):")
+    return [intro] + [f"- {line[0].upper()}{line[1:]}" for line in found]
+
+
 def spread(group: dict, key: str) -> str:
     mean, ci = group["mean"].get(key), group["ci"].get(key)
     if mean is None:
@@ -205,9 +272,15 @@ def columns(item: dict, wall_times: bool = True) -> list[tuple[str, str, str]]:
     """The report table's columns for a sweep of `item`'s task and selection rule (a row or a group)."""
     return ([("hidden", "hidden_size", "{:,.0f}"), ("parameters", "params_total", "{:,.0f}"),
              ("recurrent parameters", "params_encoder", "{:,.0f}"),
-             selected_column(item)]
-            + SCORE_COLUMNS.get(item["task"], SCORE_COLUMNS["classify"])
+             selected_column(item), gap_column(item)]
+            + score_columns(item["task"], SCORE_COLUMNS["classify"])
             + [c for c in RUN_COLUMNS if wall_times or c[1] not in WALL_TIME])
+
+
+def score_columns(task: str, default: list | None = None) -> list[tuple[str, str, str]]:
+    """A task's score columns; a language model's include the melody measures, which only music runs log (a
+    column no configuration has is left out of the table, so the text studies' reports do not show them)."""
+    return SCORE_COLUMNS.get(task, default or []) + (MELODY_COLUMNS if task == "lm" else [])
 
 
 def best_row(rows: list[dict]) -> dict | None:
@@ -251,7 +324,7 @@ def dvc_metrics(rows: list[dict]) -> dict:
     groups = config_groups(rows)
     for group in groups:
         key = config_key(group["config"])
-        scores = [selected_column(group)[1], *(k for _, k, _ in SCORE_COLUMNS.get(group["task"], []))]
+        scores = [selected_column(group)[1], *(k for _, k, _ in score_columns(group["task"]))]
         metrics[key] = {name: round(group["mean"][name], 5) for name in (*scores, "params_total")
                         if name in group["mean"]}
     order = ranked(groups)

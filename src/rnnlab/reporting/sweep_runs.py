@@ -19,33 +19,44 @@ def sweep_rows(mlflow_client, parent_run_id: str) -> list[dict]:
     status, summary metrics, validation history and any analysis tables the run logged."""
     children = runs.child_runs(mlflow_client, parent_run_id)
     varying = varying_keys([child.data.params for child in children])
-    rows = []
-    for child in children:
-        params, metrics = child.data.params, child.data.metrics
-        task = params.get("task.kind", "classify")
-        config = {CONFIG_LABELS.get(key, key): display_value(key, params.get(key))
-                  for key in shown_keys(task, varying) if key in params}
-        machine = {key.removeprefix(runs.MACHINE_TAG): value for key, value in sorted(child.data.tags.items())
-                   if key.startswith(runs.MACHINE_TAG)}
-        curve = params.get("task.objective.metric")  # the run's selection rule: the report follows it
-        row = {"run_id": child.info.run_id, "run_name": child.info.run_name, "status": child.info.status,
-               "task": task, "objective": {"metric": curve, "mode": params.get("task.objective.mode")},
-               "seed": params.get("seed"), "config": config, "machine": machine,
-               **{key: value for key, value in metrics.items() if not key.startswith(("train_", "val_"))}}
-        for key in ("train_tokens_per_sec", "train_seconds"):
-            if key in metrics:
-                row[key] = metrics[key]
-        if metrics.get("epochs") and metrics.get("fit_seconds"):
-            row["seconds_per_epoch"] = metrics["fit_seconds"] / metrics["epochs"]
-        row["history"] = {name: [[m.step, m.value] for m in mlflow_client.get_metric_history(child.info.run_id,
-                                                                                             name)]
-                          for name in (curve, "train_loss")}
-        row["analysis"] = analysis_tables(mlflow_client, child.info.run_id)
-        probe = probe_examples(mlflow_client, child.info.run_id)
-        if probe:
-            row["examples"] = probe
-        rows.append(row)
+    rows = [run_row(mlflow_client, child, varying) for child in children]
     return sorted(rows, key=lambda r: (sort_key(r["config"]), str(r["seed"]), r["run_name"]))
+
+
+def run_row(mlflow_client, child, varying: list[str]) -> dict:
+    """One run's row; `varying`: the configuration keys that vary across its sweep."""
+    params, metrics = child.data.params, child.data.metrics
+    task = params.get("task.kind", "classify")
+    config = {CONFIG_LABELS.get(key, key): display_value(key, params.get(key))
+              for key in shown_keys(task, varying) if key in params}
+    machine = {key.removeprefix(runs.MACHINE_TAG): value for key, value in sorted(child.data.tags.items())
+               if key.startswith(runs.MACHINE_TAG)}
+    run_id = child.info.run_id
+    curve = params.get("task.objective.metric")  # the run's selection rule: the report follows it
+    row = {"run_id": run_id, "run_name": child.info.run_name, "status": child.info.status,
+           "task": task, "objective": {"metric": curve, "mode": params.get("task.objective.mode")},
+           "seed": params.get("seed"), "config": config, "machine": machine,
+           **{key: value for key, value in metrics.items() if not key.startswith(("train_", "val_"))}}
+    for key in ("train_tokens_per_sec", "train_seconds"):
+        if key in metrics:
+            row[key] = metrics[key]
+    if metrics.get("epochs") and metrics.get("fit_seconds"):
+        row["seconds_per_epoch"] = metrics["fit_seconds"] / metrics["epochs"]
+    row["history"] = {name: metric_history(mlflow_client, run_id, name) for name in (curve, "train_loss")}
+    # the objective on the train split (train_acc for val_acc), where the task logs it: the report's
+    # train-vs-validation gap at the selected checkpoint is read from it
+    train = f"train_{curve.removeprefix('val_')}" if curve else None
+    if train and train not in row["history"] and (found := metric_history(mlflow_client, run_id, train)):
+        row["history"][train] = found
+    row["analysis"] = analysis_tables(mlflow_client, run_id)
+    probe = probe_examples(mlflow_client, run_id)
+    if probe:
+        row["examples"] = probe
+    return row
+
+
+def metric_history(mlflow_client, run_id: str, name: str) -> list[list]:
+    return [[m.step, m.value] for m in mlflow_client.get_metric_history(run_id, name)]
 
 
 def varying_keys(all_params: list[dict]) -> list[str]:

@@ -1,5 +1,6 @@
 """Next-word prediction (language modelling) with truncated BPTT; perplexity = exp(mean token cross-entropy)
-over a whole split.
+over a whole split, and next-token accuracy (<split>_acc: the share of the same positions whose most probable
+token is the target).
 
 The hidden state is carried from one window to the next (detached: gradients stop at the window's start) and
 reset at the start of every training epoch and every evaluation pass. The learning rate schedule of Zaremba et
@@ -88,6 +89,8 @@ def step_decay(decay: float | None, hold: int):
 
 
 class LanguageModelTask(PerplexityEpochs, TaskModule):
+    validation_metrics = ("val_loss", "val_ppl", "val_acc")
+
     def __init__(self, model: nn.Module, optimizer, scheduler=None, sum_over_time: bool = False):
         super().__init__(model, optimizer, scheduler)
         # Zaremba et al. sum the loss over a window's steps (mean over the batch): their lr 1.0 and clip 5
@@ -96,13 +99,22 @@ class LanguageModelTask(PerplexityEpochs, TaskModule):
         self.states: dict[str, list | None] = {}
         self.loss_sums: dict[str, torch.Tensor] = {}
         self.token_counts: dict[str, int] = {}
+        self.correct: dict[str, torch.Tensor] = {}  # a tensor: no device sync per window
 
     def forward(self, input_ids: torch.Tensor, state: list | None = None):
         return self.model(input_ids, state)
 
     def reset_split(self, stage: str) -> None:  # a split's first window starts from a zero state
         self.states[stage] = None
+        self.correct[stage] = torch.zeros((), dtype=torch.long, device=self.device)
         super().reset_split(stage)
+
+    def log_split(self, stage: str) -> dict[str, float]:
+        """<stage>_loss, <stage>_ppl and <stage>_acc, over the same positions (a BPTT window has no padding)."""
+        scores = super().log_split(stage)
+        acc = float(self.correct[stage]) / max(self.token_counts[stage], 1)
+        self.log(f"{stage}_acc", acc)
+        return {**scores, f"{stage}_acc": acc}
 
     def batch_loss(self, batch):
         """Mean token cross-entropy of one window read from a zero state (no state carried in or out)."""
@@ -116,6 +128,7 @@ class LanguageModelTask(PerplexityEpochs, TaskModule):
         logits, state = self(batch["input_ids"], self.states[stage])
         self.states[stage] = detach_state(state)
         loss = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
+        self.correct[stage] += (logits.detach().argmax(-1) == batch["targets"]).sum()
         self.add_to_split(stage, loss.detach().double() * batch["targets"].numel(), batch["targets"].numel())
         return loss
 

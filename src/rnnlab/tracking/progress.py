@@ -4,7 +4,9 @@ launchers), one line per epoch when attached to a terminal, and no repeated thir
 
 from __future__ import annotations
 
+import heapq
 import logging
+import os
 import sys
 import time
 import warnings
@@ -59,10 +61,12 @@ def epoch_lines():
     return EpochLines()
 
 
-def sweep_started(mlflow_client, parent_id: str, jobs: int | None) -> None:
-    """Record on the parent run how many jobs the sweep has and when (this launch of) it started."""
+def sweep_started(mlflow_client, parent_id: str, jobs: int | None, now: float | None = None) -> None:
+    """Record on the parent run how many jobs the sweep has and when (this launch of) it started (`now`: seconds
+    since the epoch, the clock by default)."""
     done = sum(child.info.status in _ENDED for child in child_runs(mlflow_client, parent_id))
-    for key, value in ((JOBS_TAG, jobs if jobs is not None else ""), (STARTED_TAG, int(time.time() * 1000)),
+    started = int((time.time() if now is None else now) * 1000)
+    for key, value in ((JOBS_TAG, jobs if jobs is not None else ""), (STARTED_TAG, started),
                        (DONE_AT_START_TAG, done)):
         mlflow_client.set_tag(parent_id, key, str(value))
 
@@ -72,27 +76,95 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
 
+def sweep_parallelism(launcher, sweeper=None) -> int | None:
+    """How many jobs a sweep's Hydra config runs at once (`launcher`, `sweeper`: the hydra.launcher and
+    hydra.sweeper mappings): the basic launcher one after another, joblib its n_jobs (joblib's negative counts:
+    -1 every CPU, -2 all but one, ...), no more than the sweeper hands the launcher in one batch (the Optuna
+    sweeper's n_jobs, the basic sweeper's max_batch_size); None where the launcher does not say."""
+    if not launcher:
+        return None
+    if str(launcher.get("_target_", "")).endswith("BasicLauncher"):
+        width = 1
+    else:
+        n_jobs = launcher.get("n_jobs")
+        if not isinstance(n_jobs, int) or n_jobs == 0:
+            return None
+        width = n_jobs if n_jobs > 0 else max((os.cpu_count() or 1) + 1 + n_jobs, 1)
+    sweeper = sweeper or {}
+    key = "n_jobs" if "Optuna" in str(sweeper.get("_target_", "")) else "max_batch_size"
+    batch = sweeper.get(key)
+    return min(width, batch) if isinstance(batch, int) and batch > 0 else width
+
+
+def _this_sweeps_parallelism() -> int | None:
+    """The running sweep job's parallelism (Hydra sets its config in every job, joblib workers too)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return None
+        hydra = HydraConfig.get()
+        return sweep_parallelism(hydra.get("launcher"), hydra.get("sweeper"))
+    except Exception:  # an estimate is not worth failing a finished run for
+        return None
+
+
+def time_left(children, started_ms: int, jobs: int, parallel: int | None, now_ms: float) -> float | None:
+    """Seconds until the sweep's last job ends, with `parallel` jobs at once (None: the most of this launch's
+    runs seen running together): the runs in flight end after the mean run time of this launch (none sooner
+    than now), and each job not started yet takes a mean run time on the first free slot. None with no run of
+    this launch ended yet."""
+    fresh = [c.info for c in children if (c.info.start_time or 0) >= started_ms]
+    # runs started in this launch say how long a run takes; a resumed run (its first start earlier) only as a
+    # last resort: its time here is what was left of it
+    took = [i.end_time - i.start_time for i in fresh if i.status in _ENDED and i.end_time]
+    if not took:
+        took = [i.end_time - max(i.start_time or 0, started_ms) for i in (c.info for c in children)
+                if i.status in _ENDED and i.end_time and i.end_time >= started_ms]
+    if not took:
+        return None
+    mean = sum(took) / len(took)
+    running = [now_ms - i.start_time for i in fresh if i.status == "RUNNING"]
+    ended = sum(c.info.status in _ENDED for c in children)
+    # a resumed run in flight (started before this launch) counts as not started: its own progress is unknown
+    queued = max(jobs - ended - len(running), 0)
+    if parallel is None:  # the most runs of this launch that overlapped: the launcher's width once it is full
+        spans = [(i.start_time, i.end_time if i.status in _ENDED and i.end_time else now_ms) for i in fresh]
+        parallel = max((sum(s <= start < e for s, e in spans) for start, _ in spans), default=1)
+    slots = [max(mean - elapsed, 0.0) for elapsed in running]
+    slots += [0.0] * max(parallel - len(slots), 0)
+    heapq.heapify(slots)
+    for _ in range(queued):  # each job waiting takes the slot that frees first
+        heapq.heappush(slots, heapq.heappop(slots) + mean)
+    return max(slots, default=0.0) / 1000
+
+
 def run_done(mlflow_client, run_id: str, run_name: str, parent_id: str | None, objective: str,
-             summary: dict) -> None:
+             summary: dict, parallel: int | None = None, now: float | None = None) -> None:
     """`[k/N] name: best_<objective>=..., test_<...>=... (about T left)` for a sweep's job; a single run's line
-    has its id instead of k/N."""
+    has its id instead of k/N. The time left counts the jobs that run at once: `parallel`, else what the
+    sweep's launcher and sweeper allow (Hydra's config of this job), else as many as were seen running
+    together. `now`: seconds since the epoch (the clock by default)."""
     score = ", ".join(f"{key}={summary[key]:.4g}" for key in
                       (f"best_{objective}", f"test_{objective.removeprefix('val_')}") if key in summary)
     if parent_id is None:
         print(f"run {run_id} ({run_name}): {score}", flush=True)
         return
+    now_ms = (time.time() if now is None else now) * 1000
     tags = mlflow_client.get_run(parent_id).data.tags
-    ended = [child.info.end_time for child in child_runs(mlflow_client, parent_id)
-             if child.info.status in _ENDED and child.info.end_time]
+    children = child_runs(mlflow_client, parent_id)
+    ended = [child.info.end_time for child in children if child.info.status in _ENDED and child.info.end_time]
     own = mlflow_client.get_run(run_id).info.end_time or max(ended, default=0)
     done = sum(end <= own for end in ended)  # this run's place: two that end together still count 1, 2
     jobs = int(tags[JOBS_TAG]) if tags.get(JOBS_TAG, "").isdigit() else None
     left = ""
     if jobs and STARTED_TAG in tags:
-        new = done - int(tags.get(DONE_AT_START_TAG, "0"))
-        elapsed = time.time() - int(tags[STARTED_TAG]) / 1000
-        if new > 0 and jobs > done:
-            left = f" (about {_duration(elapsed / new * (jobs - done))} left)"
-        elif jobs <= done:
-            left = f" (sweep done in {_duration(elapsed)})"
+        started = int(tags[STARTED_TAG])
+        if jobs > done:
+            parallel = parallel or _this_sweeps_parallelism()
+            seconds = time_left(children, started, jobs, parallel, now_ms)
+            if seconds is not None:
+                left = f" (about {_duration(seconds)} left)"
+        else:
+            left = f" (sweep done in {_duration((now_ms - started) / 1000)})"
     print(f"[{done}/{jobs or '?'}] {run_name}: {score}{left}", flush=True)

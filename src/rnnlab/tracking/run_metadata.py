@@ -14,6 +14,8 @@ from rnnlab.tracking import runs
 CONFIGURATION_TAG = "rnnlab.configuration"
 # the experiment tag the MLflow 3 UI reads to choose its pages (mlflow.experimentKind)
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+# how often a run logs its dataset inputs when another run inserted the same dataset row at the same moment
+_LOG_INPUTS_TRIES = 5
 
 # never a param or part of the configuration tag, even when overridden: where things go (the tracking URI may
 # carry credentials), how the machine is used (prefix match)
@@ -23,7 +25,8 @@ _NEVER = ("hydra", "logger.", "paths.", "resume", "run_name", "torch_threads", "
 _NOT_COMPARED = (*_NEVER, "evaluation.", "analysis.", "data.source.", "data.filter.", "callbacks.checkpoint.",
                  "callbacks.early_stopping.monitor", "callbacks.early_stopping.mode", "callbacks.early_stopping._target_",
                  "trainer._target_", "trainer.log_every_n_steps", "trainer.num_sanity_val_steps", "trainer.deterministic",
-                 "data.eval_batch_size", "embedding.workers")
+                 "data.eval_batch_size", "embedding.workers",
+                 "embedding.seed")  # `${seed}`: the same value as `seed`, a second column that says nothing new
 
 
 def _key(override: str) -> str:
@@ -110,5 +113,20 @@ def log_datasets(mlflow_client, run_id: str, inputs: list[tuple[str, Path, str]]
         digest = hashes.get(key) or sha256_tree(path)[:32]
         dataset = Dataset(name=name, digest=digest, source_type="local", source=key)
         found.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
-    if found:
-        mlflow_client.log_inputs(run_id, datasets=found)
+    if not found:
+        return
+    for attempt in range(_LOG_INPUTS_TRIES):
+        try:
+            mlflow_client.log_inputs(run_id, datasets=found)
+            return
+        except Exception as err:  # MLflow's exception types differ by store (SQL, REST)
+            # jobs of a sweep logging the same dataset at once both insert its row, and the store's unique key
+            # fails the later one (its whole insert rolled back); the row exists now, so logging again links it
+            if attempt + 1 == _LOG_INPUTS_TRIES or not _is_unique_violation(err):
+                raise
+
+
+def _is_unique_violation(err: Exception) -> bool:
+    """A unique key broken, as SQLite, PostgreSQL and MySQL say it (through MLflow's SQL store or its server)."""
+    text = str(err).lower()
+    return "unique constraint" in text or "duplicate key" in text or "duplicate entry" in text
