@@ -233,9 +233,11 @@ def test_dependency_hashes_ignore_bytecode_caches_and_editor_files(tmp_path):
 
 # Stages whose committed results came from earlier code, listed while a study waits for its re-run (a stale sweep
 # is re-run with `dvc repro report@<study>`; `RNNLAB_RESUME=1 dvc repro` continues an interrupted one exactly).
-# Every study is regenerated from this code now. The test fails when a stage goes stale and is not listed here, and
-# when a listed one is regenerated without leaving the set.
-NOT_YET_REGENERATED: set[str] = set()
+# ner, lm and translation (about 30, 105 and 80 min on 2 cores) wait for a re-run after the change that added the
+# music data format, next-token accuracy and the report's gap (their reports are regenerated from their runs). The
+# test fails when a stage goes stale and is not listed here, and when a listed one is regenerated without leaving
+# the set.
+NOT_YET_REGENERATED: set[str] = {"configure@ner", "configure@lm", "configure@translation"}
 
 
 @pytest.mark.slow
