@@ -29,6 +29,19 @@ def test_pairing_by_seed_sees_a_steady_gain_that_an_unpaired_test_misses():
     assert unpaired.p > 0.5
 
 
+def test_a_p_value_below_the_shown_decimals_reads_as_a_bound_not_as_zero():
+    from rnnlab.reporting.comparisons import sentence
+
+    paired = compare(B, A)
+    holm([paired])
+    assert paired.p_holm < 0.0005
+    text = sentence(paired, "test accuracy", True)
+    assert ", p < 0.001:" in text and "0.000:" not in text
+    loose = compare({"1": 0.7, "2": 0.72, "3": 0.69}, {"1": 0.71, "2": 0.70, "3": 0.70})
+    holm([loose])
+    assert f", p = {loose.p_holm:.3f}:" in sentence(loose, "test accuracy", True)
+
+
 def test_the_interval_of_a_paired_difference_is_the_t_interval_of_the_differences():
     differences = [B[k] - A[k] for k in A]
     low, high = stats.t.interval(0.95, len(differences) - 1, loc=statistics.fmean(differences),
@@ -130,9 +143,9 @@ def test_depth_sentences_give_the_change_in_the_gap_and_the_score_from_one_layer
     lines = summary_lines(rows, groups)
     gap_line = next(line for line in lines if "gap at the selected checkpoint" in line)
     mean, half, p = _expected(gap_diffs)
-    assert _excludes_zero(mean, half)
+    assert _excludes_zero(mean, half) and p < 0.0005  # shown as a bound
     assert gap_line == (f"- From 1 layer to 2 layers, the train − val acc gap at the selected checkpoint changes by "
-                        f"{mean:+.4f} (95% CI ± {half:.4f}), paired t-test over 6 pairs, p = {p:.3f}: higher with "
+                        f"{mean:+.4f} (95% CI ± {half:.4f}), paired t-test over 6 pairs, p < 0.001: higher with "
                         "2 layers.")
     score_line = next(line for line in lines if "test accuracy changes by" in line)
     mean, half, p = _expected(score_diffs)

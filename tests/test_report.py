@@ -34,7 +34,9 @@ def test_language_model_report_ranks_by_lowest_test_perplexity():
                                                                         best_val_ppl=118.0)]
     text = report_markdown("lm", rows)
     assert "| selected val ppl | test ppl |" in text and "| 114.2 |" in text
-    assert "Best single run's test perplexity: 114.2000 (lstm-run" in text
+    assert ("The run chosen on validation alone (the configuration with the best mean selected val ppl, then its "
+            "seed with the best; over the whole study, this choice is the registry's `@best`): lstm-run, seed 1: "
+            "selected val ppl 118.0, test perplexity 114.2.") in text
     assert dvc_metrics(rows)["best"] == {"test_ppl": 114.2}
     assert dvc_metrics(rows)["learned-rnn-2l-uni"] == {"best_val_ppl": 155.0, "test_ppl": 150.0, "params_total": 1000}
 
@@ -83,7 +85,18 @@ def test_tagging_report_shows_entity_scores_and_ranks_by_highest_f1():
     text = report_markdown("ner", rows)
     assert "| test precision | test recall | test F1 | PER |" in text
     assert "| 0.8700 | 0.8900 | 0.8800 | 0.930 |" in text
-    assert "Best single run's test entity F1: 0.8800 (lstm-run" in text
+    assert "The run chosen on validation" not in text  # the rows carry no validation score: no run is chosen
+
+
+def test_the_chosen_run_is_picked_on_validation_never_on_its_test_score():
+    # gru has the best mean validation accuracy; rnn's seed 2 has the best test accuracy of any run
+    rows = [_row("classify", "gru", seed="1", best_val_acc=0.80, test_acc=0.74),
+            _row("classify", "gru", seed="2", best_val_acc=0.82, test_acc=0.73),
+            _row("classify", "rnn", seed="1", best_val_acc=0.78, test_acc=0.70),
+            _row("classify", "rnn", seed="2", best_val_acc=0.79, test_acc=0.90)]
+    text = report_markdown("s", rows)
+    assert "the registry's `@best`): gru-run, seed 2: selected val acc 0.8200, test accuracy 0.7300." in text
+    assert "0.9000 (" not in text and "rnn-run, seed 2" not in text
 
 
 def test_seeds_pool_into_mean_and_interval_and_a_clear_gap_is_told_apart():

@@ -12,7 +12,7 @@ from conftest import run_train
 
 from rnnlab import checkpoints
 from rnnlab.reporting.markdown import group_table
-from rnnlab.reporting.statistics import GAP, config_groups
+from rnnlab.reporting.statistics import GAP, SELECTED_EPOCH, config_groups
 from rnnlab.reporting.sweep_runs import run_row
 from rnnlab.tracking import runs
 
@@ -84,6 +84,9 @@ def test_the_reported_validation_score_is_the_selected_checkpoints(tiny_project,
     assert groups[0]["mean"][GAP] == pytest.approx(gap, abs=1e-12)
     header, body = group_table(groups)
     assert body[0][header.index("train − val acc (selected)")] == f"{gap:+.4f}"
+    # and the report's selected epoch is that checkpoint's (Lightning counts epochs from 0)
+    assert groups[0]["mean"][SELECTED_EPOCH] == checkpoint["epoch"] + 1
+    assert body[0][header.index("selected epoch")] == f"{checkpoint['epoch'] + 1:.1f}"
 
 
 def test_another_objective_moves_every_callback_with_it(tiny_project, tmp_path):

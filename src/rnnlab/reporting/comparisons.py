@@ -181,8 +181,13 @@ def _evidence(c: Comparison, digits: int, unit: str = "") -> str:
     """", 95% interval, test, p" of a sentence; with one comparison in the family, p (not Holm-adjusted) is
     below 0.05 exactly when the interval leaves out 0."""
     interval = f" (95% CI ± {c.interval:.{digits}f}{unit})" if c.interval is not None else ""
-    adjusted = f"Holm-adjusted p = {c.p_holm:.3f} over {c.family}" if c.family > 1 else f"p = {c.p_holm:.3f}"
+    adjusted = f"Holm-adjusted {p_text(c.p_holm)} over {c.family}" if c.family > 1 else p_text(c.p_holm)
     return f"{interval}, {c.test}, {adjusted}"
+
+
+def p_text(p: float) -> str:
+    """"p = 0.025", or "p < 0.001" where three decimals would round a real p-value to 0.000."""
+    return "p < 0.001" if p < 0.0005 else f"p = {p:.3f}"
 
 
 def _not_told_apart(c: Comparison, digits: int) -> str:

@@ -8,14 +8,15 @@ from rnnlab.reporting.configurations import config_key
 from rnnlab.reporting.statistics import (
     MELODY_MEASURES,
     REFERENCE_SETS,
-    best_row,
     cell_comparison,
+    chosen_run,
     columns,
     config_groups,
     depth_lines,
     gru_versus_lstm,
     headline,
     is_number,
+    selected_column,
     significance,
 )
 from rnnlab.reporting.views import sizing_views
@@ -54,7 +55,9 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 NOTES = ("Hidden size is per direction; parameters include the embedding. Each score is the mean over the seeds "
          "of a configuration ± the half-width of its 95% confidence interval (Student's t); the selected val column "
-         "is the validation score of the checkpoint each run was tested at (the task's objective).")
+         "is the validation score of the checkpoint each run was tested at (the task's objective), the selected epoch "
+         "that checkpoint's epoch; epochs counts the epochs run (early stopping ends a run `patience` epochs after "
+         "its selected one).")
 WALL_TIME_NOTES = ("Time per epoch is the wall time of `fit` (validation included) over the epochs run, with the "
                    "sweep's workers sharing the machine; tokens/s counts real (non-pad) training tokens per second "
                    "of optimisation steps. Wall times differ from run to run.")
@@ -93,12 +96,17 @@ def sweep_machine(rows: list[dict]) -> dict | None:
 def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> list[str]:
     """The report's sentences; `links`: with MLflow run ids and wall-time comparisons (report.html)."""
     lines = []
-    best = best_row(rows)
-    if best:
-        key, name, _ = headline(best)
-        run = f", MLflow run {best['run_id']}" if links else ""
-        lines.append(f"Best single run's {name}: {best[key]:.4f} ({best['run_name']}, seed {best.get('seed')}"
-                     f"{run}).")
+    chosen = chosen_run(rows)
+    if chosen:  # chosen without the test split, as the registry's `@best` is: no single run picked by its test score
+        key, name, _ = headline(chosen)
+        header, val_key, fmt = selected_column(chosen)
+        run = f", MLflow run {chosen['run_id']}" if links else ""
+        test_fmt = next((f for _, k, f in columns(chosen) if k == key), "{:.4f}")
+        test = f", {name} {test_fmt.format(chosen[key])}" if is_number(chosen.get(key)) else ""
+        lines.append(f"The run chosen on validation alone (the configuration with the best mean {header}, then its "
+                     f"seed with the best; over the whole study, this choice is the registry's `@best`): "
+                     f"{chosen['run_name']}, seed {chosen.get('seed')}{run}: {header} "
+                     f"{fmt.format(chosen[val_key])}{test}.")
     lines += significance(groups)
     comparison = gru_versus_lstm(cell_comparison(groups), groups[0] if groups else None,
                                  wall_times=links)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rnnlab.reporting.statistics import config_groups, is_number, objective, selected_column
+from rnnlab.reporting.statistics import chosen_run
 from rnnlab.tracking import runs
 from rnnlab.tracking.run_metadata import CONFIGURATION_TAG
 
@@ -65,22 +65,6 @@ def configuration_view_link(experiment_id: str) -> str:
 
 
 BEST_ALIAS = "best"
-
-
-def chosen_run(rows: list[dict]) -> dict | None:
-    """The run a user would deploy, chosen without the test split: the configuration with the best mean
-    selected validation score (the runs' selection rule), and its run with the best one."""
-    groups = [g for g in config_groups(rows) if g["n"]]
-    if not groups:
-        return None
-    key, higher = selected_column(groups[0])[1], objective(groups[0])[1]
-    sign = 1 if higher else -1
-    scored = [g for g in groups if key in g["mean"]]
-    if not scored:
-        return None
-    best = max(scored, key=lambda g: sign * g["mean"][key])
-    runs_ = [r for r in best["runs"] if r["status"] == "FINISHED" and is_number(r.get(key))]
-    return max(runs_, key=lambda r: sign * r[key]) if runs_ else None
 
 
 def register_best(study: str, rows: list[dict], tracking_uri: str | None = None) -> str | None:

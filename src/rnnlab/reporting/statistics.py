@@ -15,6 +15,7 @@ from rnnlab.reporting.comparisons import (
     change_sentence,
     factor_comparisons,
     half_width,
+    p_text,
     sentence,
 )
 from rnnlab.reporting.configurations import ORDER, config_key, config_of, describe, sort_key
@@ -47,7 +48,9 @@ MELODY_MEASURES = {"pitch_class_tv": ("pitch-class TV", "{:.3f}"), "interval_tv"
 MELODY_COLUMNS = [(header, f"melody_{name}", fmt) for name, (header, fmt) in MELODY_MEASURES.items()]
 REFERENCE_SETS = {"train": "training chorales", "shuffled_test": "shuffled test notes", "random": "random notes"}
 GAP = "gap_selected"  # a row's train-vs-validation gap at its selected checkpoint (selected_gap)
-RUN_COLUMNS = [("epochs", "epochs", "{:.0f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
+SELECTED_EPOCH = "selected_epoch"  # the epoch of a row's selected checkpoint (selected_point): beside the epochs
+# run, it shows whether early stopping ended runs that were still improving
+RUN_COLUMNS = [("selected epoch", SELECTED_EPOCH, "{:.1f}"), ("epochs", "epochs", "{:.1f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
                ("tokens/s", "train_tokens_per_sec", "{:,.0f}")]
 # Wall-clock figures differ from one run to the next: report.md, metrics.json and figures/ leave them out (those
 # repeat byte for byte on a rerun), report.html and runs.json show them.
@@ -107,19 +110,27 @@ def gap_column(item: dict) -> tuple[str, str, str]:
     return header, GAP, "{:+.1f}" if name == "ppl" else "{:+.4f}"
 
 
-def selected_gap(row: dict) -> float | None:
-    """The gap of gap_column for one run: the objective's train value at the selected epoch (the first epoch
-    with the best validation value: ModelCheckpoint keeps the first best) against the reported validation
-    value best_<objective>. None where the run's history has no train curve of the objective."""
+def selected_point(row: dict) -> tuple[int, int] | None:
+    """(position from 1, global step) of the selected checkpoint in the objective's validation curve: the first
+    best value, as ModelCheckpoint keeps the first best. None where the run's history has no such curve."""
     metric, higher = objective(row)
-    history = row.get("history", {})
-    val, train = history.get(metric), history.get("train_" + metric.removeprefix("val_"))
-    best = row.get(f"best_{metric}")
-    scored = [(step, value) for step, value in val or [] if is_number(value)]
-    if not scored or not train or not is_number(best):
+    scored = [(position, step, value) for position, (step, value) in enumerate(row.get("history", {}).get(metric) or [], 1)
+              if is_number(value)]
+    if not scored:
         return None
-    step = (max if higher else min)(scored, key=lambda point: point[1])[0]
-    at = [value for train_step, value in train if train_step == step]  # logged at the same global step
+    position, step, _ = (max if higher else min)(scored, key=lambda point: point[2])
+    return position, step
+
+
+def selected_gap(row: dict) -> float | None:
+    """The gap of gap_column for one run: the objective's train value at the selected epoch against the reported
+    validation value best_<objective>. None where the run's history has no train curve of the objective."""
+    metric, higher = objective(row)
+    train = row.get("history", {}).get("train_" + metric.removeprefix("val_"))
+    best, point = row.get(f"best_{metric}"), selected_point(row)
+    if point is None or not train or not is_number(best):
+        return None
+    at = [value for train_step, value in train if train_step == point[1]]  # logged at the same global step
     if not at or not is_number(at[-1]):
         return None
     return at[-1] - best if higher else best - at[-1]
@@ -127,7 +138,7 @@ def selected_gap(row: dict) -> float | None:
 
 def config_groups(rows: list[dict]) -> list[dict]:
     """Runs of one configuration pooled over seeds: for each metric its values, mean, (sample) std and the
-    half-width of the mean's 95% confidence interval ("ci"). Each run gains its GAP where its history allows."""
+    half-width of the mean's 95% confidence interval ("ci"). Each run gains its GAP and SELECTED_EPOCH where its history allows."""
     if not rows:
         return []
     task, rule = rows[0]["task"], rows[0].get("objective")
@@ -135,6 +146,8 @@ def config_groups(rows: list[dict]) -> list[dict]:
     for row in rows:
         if (gap := selected_gap(row)) is not None:
             row = {**row, GAP: gap}
+        if task != "longrange" and (point := selected_point(row)):  # longrange validates every N steps, not epochs
+            row = {**row, SELECTED_EPOCH: point[0]}
         config = config_of(row)
         group = groups.setdefault(tuple(config.items()), {"config": config, "task": task, "objective": rule,
                                                           "runs": []})
@@ -181,7 +194,7 @@ def significance(groups: list[dict]) -> list[str]:
         lines.append(f"Against each of the other {len(order) - 1} configurations ({versus[0].test.split(' over')[0]}"
                      f"s by seed, Holm-adjusted over {len(versus)}): told apart from {len(versus) - len(tied)}"
                      + (f"; **cannot be told apart** from {len(tied)}: "
-                        + "; ".join(f"{c.second} (p = {c.p_holm:.3f})" for c in tied) if tied else
+                        + "; ".join(f"{c.second} ({p_text(c.p_holm)})" for c in tied) if tied else
                         " (every one)") + ".")
         lines.append("The runner-up: " + sentence(versus[0], name, higher))
         detectable = sorted(c.detectable for c in versus if c.detectable is not None)
@@ -283,14 +296,20 @@ def score_columns(task: str, default: list | None = None) -> list[tuple[str, str
     return SCORE_COLUMNS.get(task, default or []) + (MELODY_COLUMNS if task == "lm" else [])
 
 
-def best_row(rows: list[dict]) -> dict | None:
-    if not rows:
+def chosen_run(rows: list[dict]) -> dict | None:
+    """The run a user would deploy, chosen without the test split: the configuration with the best mean
+    selected validation score (the runs' selection rule), and its run with the best one."""
+    groups = [g for g in config_groups(rows) if g["n"]]
+    if not groups:
         return None
-    key, _, higher = headline(rows[0])
-    finished = [r for r in rows if r["status"] == "FINISHED" and is_number(r.get(key))]
-    if not finished:
+    key, higher = selected_column(groups[0])[1], objective(groups[0])[1]
+    sign = 1 if higher else -1
+    scored = [g for g in groups if key in g["mean"]]
+    if not scored:
         return None
-    return max(finished, key=lambda r: r[key] if higher else -r[key])
+    best = max(scored, key=lambda g: sign * g["mean"][key])
+    runs_ = [r for r in best["runs"] if r["status"] == "FINISHED" and is_number(r.get(key))]
+    return max(runs_, key=lambda r: sign * r[key]) if runs_ else None
 
 
 def mean_curve(group: dict, metric: str) -> tuple[list, list[float]]:
