@@ -96,7 +96,7 @@ def sweep_machine(rows: list[dict]) -> dict | None:
 def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> list[str]:
     """The report's sentences; `links`: with MLflow run ids and wall-time comparisons (report.html)."""
     lines = []
-    chosen = chosen_run(rows)
+    chosen = chosen_run(rows, groups)
     if chosen:  # chosen without the test split, as the registry's `@best` is: no single run picked by its test score
         key, name, _ = headline(chosen)
         header, val_key, fmt = selected_column(chosen)

@@ -50,8 +50,8 @@ REFERENCE_SETS = {"train": "training chorales", "shuffled_test": "shuffled test 
 GAP = "gap_selected"  # a row's train-vs-validation gap at its selected checkpoint (selected_gap)
 SELECTED_EPOCH = "selected_epoch"  # the epoch of a row's selected checkpoint (selected_point): beside the epochs
 # run, it shows whether early stopping ended runs that were still improving
-RUN_COLUMNS = [("selected epoch", SELECTED_EPOCH, "{:.1f}"), ("epochs", "epochs", "{:.1f}"), ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"),
-               ("tokens/s", "train_tokens_per_sec", "{:,.0f}")]
+RUN_COLUMNS = [("selected epoch", SELECTED_EPOCH, "{:.1f}"), ("epochs", "epochs", "{:.1f}"),
+               ("time / epoch (s)", "seconds_per_epoch", "{:.1f}"), ("tokens/s", "train_tokens_per_sec", "{:,.0f}")]
 # Wall-clock figures differ from one run to the next: report.md, metrics.json and figures/ leave them out (those
 # repeat byte for byte on a rerun), report.html and runs.json show them.
 WALL_TIME = ("seconds_per_epoch", "train_tokens_per_sec", "fit_seconds", "train_seconds", "judge_train_seconds")
@@ -114,20 +114,21 @@ def selected_point(row: dict) -> tuple[int, int] | None:
     """(position from 1, global step) of the selected checkpoint in the objective's validation curve: the first
     best value, as ModelCheckpoint keeps the first best. None where the run's history has no such curve."""
     metric, higher = objective(row)
-    scored = [(position, step, value) for position, (step, value) in enumerate(row.get("history", {}).get(metric) or [], 1)
-              if is_number(value)]
+    curve = row.get("history", {}).get(metric) or []
+    scored = [(position, step, value) for position, (step, value) in enumerate(curve, 1) if is_number(value)]
     if not scored:
         return None
     position, step, _ = (max if higher else min)(scored, key=lambda point: point[2])
     return position, step
 
 
-def selected_gap(row: dict) -> float | None:
-    """The gap of gap_column for one run: the objective's train value at the selected epoch against the reported
-    validation value best_<objective>. None where the run's history has no train curve of the objective."""
+def selected_gap(row: dict, point: tuple[int, int] | None) -> float | None:
+    """The gap of gap_column for one run: the objective's train value at the selected point (selected_point)
+    against the reported validation value best_<objective>. None where the run's history has no train curve of
+    the objective."""
     metric, higher = objective(row)
     train = row.get("history", {}).get("train_" + metric.removeprefix("val_"))
-    best, point = row.get(f"best_{metric}"), selected_point(row)
+    best = row.get(f"best_{metric}")
     if point is None or not train or not is_number(best):
         return None
     at = [value for train_step, value in train if train_step == point[1]]  # logged at the same global step
@@ -138,15 +139,17 @@ def selected_gap(row: dict) -> float | None:
 
 def config_groups(rows: list[dict]) -> list[dict]:
     """Runs of one configuration pooled over seeds: for each metric its values, mean, (sample) std and the
-    half-width of the mean's 95% confidence interval ("ci"). Each run gains its GAP and SELECTED_EPOCH where its history allows."""
+    half-width of the mean's 95% confidence interval ("ci"). Each run gains its GAP and SELECTED_EPOCH where its
+    history allows."""
     if not rows:
         return []
     task, rule = rows[0]["task"], rows[0].get("objective")
     groups: dict[tuple, dict] = {}
     for row in rows:
-        if (gap := selected_gap(row)) is not None:
+        point = selected_point(row)
+        if (gap := selected_gap(row, point)) is not None:
             row = {**row, GAP: gap}
-        if task != "longrange" and (point := selected_point(row)):  # longrange validates every N steps, not epochs
+        if point and task != "longrange":  # longrange validates every N steps, not once per epoch
             row = {**row, SELECTED_EPOCH: point[0]}
         config = config_of(row)
         group = groups.setdefault(tuple(config.items()), {"config": config, "task": task, "objective": rule,
@@ -296,10 +299,11 @@ def score_columns(task: str, default: list | None = None) -> list[tuple[str, str
     return SCORE_COLUMNS.get(task, default or []) + (MELODY_COLUMNS if task == "lm" else [])
 
 
-def chosen_run(rows: list[dict]) -> dict | None:
+def chosen_run(rows: list[dict], groups: list[dict] | None = None) -> dict | None:
     """The run a user would deploy, chosen without the test split: the configuration with the best mean
-    selected validation score (the runs' selection rule), and its run with the best one."""
-    groups = [g for g in config_groups(rows) if g["n"]]
+    selected validation score (the runs' selection rule), and its run with the best one. `groups`: the rows'
+    config_groups where the caller has them already."""
+    groups = [g for g in (config_groups(rows) if groups is None else groups) if g["n"]]
     if not groups:
         return None
     key, higher = selected_column(groups[0])[1], objective(groups[0])[1]
