@@ -15,13 +15,18 @@ def main() -> None:
     from rnnlab.pipeline import pipeline_settings
     from rnnlab.reporting.files import write_report
     from rnnlab.reporting.parent_run import attach_report, register_best
+    from rnnlab.reporting.stopping import stopping_settings
 
     study = sys.argv[1]
     out = Path("results") / study
     sweep = json.loads((out / "runs.json").read_text())
     # a study that tunes hyper-parameters names them with their untuned defaults in conf/pipeline.yaml (`tuned`)
     tuned = pipeline_settings().studies[study].get("tuned")
-    written = write_report(out, f"Study `{study}`", sweep, OmegaConf.to_container(tuned) if tuned else None)
+    # the epoch cap and patience the study's jobs were resolved with (configure@<study>): where its runs stop
+    configs = out / "configs.json"
+    stopping = stopping_settings(json.loads(configs.read_text())) if configs.exists() else None
+    written = write_report(out, f"Study `{study}`", sweep, OmegaConf.to_container(tuned) if tuned else None,
+                           stopping)
     print(f"report: {written['markdown']} and {written['html']}")  # `make run` prints report.md itself
     # the tracking store: $MLFLOW_TRACKING_URI, else ./mlflow.db (the sweep's runs.json names its parent run)
     metrics = json.loads(written["metrics"].read_text())

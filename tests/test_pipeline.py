@@ -111,6 +111,8 @@ def test_repro_builds_every_stage_output(repo):
     assert all(r["status"] == "FINISHED" for r in sweep["runs"])
     report = (repo / "results/tiny_study/report.md").read_text()
     assert "| word2vec | rnn | 1 | uni |" in report and "| word2vec | lstm | 1 | uni |" in report
+    # the epoch cap and patience come from the jobs configure@ resolved (patience 5 >= 2 epochs: none stops early)
+    assert "Where the runs stop (2 epochs, no early stopping): " in report
     shown = _dvc(repo, "metrics", "show", "--json").stdout
     assert "test_acc" in shown and "word2vec-lstm-1l-uni" in shown
     # the report is attached to the sweep's MLflow parent run, named after the study
@@ -207,9 +209,16 @@ def test_changing_one_parameter_invalidates_only_the_stage_that_reads_it(repo, c
     assert "Data and pipelines are up to date" in _dvc(repo, "status").stdout
 
 
+def _stale_sweeps_and_reports(*studies: str) -> dict:
+    """`dvc status --json` when only the studies' resolved jobs changed: their sweeps, and their reports (which read
+    the epoch cap and patience from the same configs.json)."""
+    return {f"{stage}@{study}": [{"changed deps": {f"results/{study}/configs.json": "modified"}}]
+            for study in studies for stage in ("sweep", "report")}
+
+
 def test_a_key_only_training_reads_invalidates_the_sweep(repo):
     """`model.dropout` is read by no data stage: it reaches the sweep through the jobs' resolved configs (stage
-    configure), so DVC re-runs the sweep, and only the sweep (and its report), when it changes."""
+    configure), so DVC re-runs the sweep and its report, and only those, when it changes."""
     path = repo / "conf/model/recurrent.yaml"
     original = path.read_text()
     assert "dropout: 0.3 " in original
@@ -217,8 +226,8 @@ def test_a_key_only_training_reads_invalidates_the_sweep(repo):
         path.write_text(original.replace("dropout: 0.3 ", "dropout: 0.1 ", 1))
         _dvc(repo, "repro", "configure")
         status = json.loads(_dvc(repo, "status", "--json").stdout)
-        assert status == {f"sweep@{study}": [{"changed deps": {f"results/{study}/configs.json": "modified"}}]
-                          for study in ("tiny_study", "tiny_why")}  # tiny_why's lstm reads it too, its bag does not
+        # tiny_why's lstm reads it too, its bag does not
+        assert status == _stale_sweeps_and_reports("tiny_study", "tiny_why")
     finally:
         path.write_text(original)
         _dvc(repo, "repro", "configure")  # the same configs.json as before, byte for byte
@@ -228,7 +237,7 @@ def test_a_key_only_training_reads_invalidates_the_sweep(repo):
 def test_an_edit_of_code_a_study_never_runs_reruns_nothing(repo):
     """A sweep depends on the code its runs can execute (digested in configs.json by configure@<study>): once
     configure re-ran, an edit of the translation task leaves both tiny studies up to date, and an edit of the
-    recurrent classifier, which both run, makes both sweeps (and nothing else) stale."""
+    recurrent classifier, which both run, makes both sweeps and their reports (and nothing else) stale."""
     edits = {path: (repo / path).read_text() for path in ("src/rnnlab/tasks/translation.py",
                                                           "src/rnnlab/models/classifier.py")}
     try:
@@ -240,8 +249,7 @@ def test_an_edit_of_code_a_study_never_runs_reruns_nothing(repo):
         (repo / "src/rnnlab/models/classifier.py").write_text(edits["src/rnnlab/models/classifier.py"] + "# edit\n")
         _dvc(repo, "repro", "configure")
         status = json.loads(_dvc(repo, "status", "--json").stdout)
-        assert status == {f"sweep@{study}": [{"changed deps": {f"results/{study}/configs.json": "modified"}}]
-                          for study in ("tiny_study", "tiny_why")}
+        assert status == _stale_sweeps_and_reports("tiny_study", "tiny_why")
     finally:
         for path, text in edits.items():
             (repo / path).write_text(text)

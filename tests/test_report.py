@@ -230,6 +230,8 @@ def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp
     assert "paired t-tests by seed" in markdown and "The runner-up: " in markdown  # the runs share seeds 1, 2
     # the lecture's sentences as every classifier labelled them, and why (the words' log-odds in the train split)
     assert "P(positive) that each configuration gives the lecture's sentences" in markdown
+    # the epoch cap and patience the runs logged (patience 5 >= 2 epochs: none stops early)
+    assert "Where the runs stop (2 epochs, no early stopping): " in markdown
     assert '"movie was good"' in markdown and "log-odds of positive against negative in the train split" in markdown
     page = (out / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
@@ -252,3 +254,44 @@ def test_report_command_names_a_missing_parent_run(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "rnnlab: error: parent_run_id='nope' is not a run" in proc.stderr
+
+
+def _curve_row(cell, seed, curve):
+    """A classifier's run whose validation accuracy followed `curve`, one value per epoch run."""
+    history = {"val_acc": [[10 * (i + 1), v] for i, v in enumerate(curve)]}
+    return _row("classify", cell, seed=seed, history=history, epochs=float(len(curve)), best_val_acc=max(curve),
+                test_acc=max(curve) - 0.01)
+
+
+def test_where_runs_stop_counts_runs_cut_by_the_epoch_cap_and_curves_still_rising_on_average():
+    from rnnlab.reporting.stopping import settings_from_params, stopping_lines, stopping_settings
+
+    settings = stopping_settings({"common": {"trainer.max_epochs": 5, "callbacks.early_stopping.patience": 2}})
+    assert settings == {"cap": 5, "patience": 2}
+    assert stopping_settings({"common": {"trainer.max_epochs": 5, "callbacks.early_stopping.patience": 5}}) == {
+        "cap": 5, "patience": None}  # patience >= the cap: no run can stop early
+    assert stopping_settings({"common": {"trainer.max_epochs": -1}}) is None  # trained by steps
+    assert stopping_settings({"common": {}, "varying": [{"trainer.max_epochs": 3}]}) is None  # differs by job
+    rows = [_curve_row("gru", "1", [0.5, 0.6, 0.7, 0.8, 0.9]),     # selected at the cap: cut short
+            _curve_row("gru", "2", [0.5, 0.7, 0.6, 0.65]),         # stopped early, held at 0.65: mean still rises
+            _curve_row("lstm", "1", [0.5, 0.8, 0.7, 0.75]),        # both stopped early
+            _curve_row("lstm", "2", [0.6, 0.7, 0.65, 0.6])]
+    (line,) = stopping_lines(config_groups(rows), settings)
+    assert line == ("Where the runs stop (up to 5 epochs, stopped after 2 epochs without a better validation "
+                    "accuracy): 3 of 4 runs stopped early; 1 was selected at epoch 5, the cap: still improving when "
+                    "training ended (learned-gru-2l-bi 1); the mean validation accuracy over the seeds is best at "
+                    "epoch 5 for 1 of 2 configurations (learned-gru-2l-bi): still improving on average (a run "
+                    "stopped early counts at its last value).")
+    # the same runs had they all stopped early: nothing was cut short
+    (line,) = stopping_lines(config_groups(rows[1:]), settings)
+    assert "no run was selected at epoch 5, the cap; no configuration's mean validation accuracy" in line
+    # runs that peak at different epochs and stop: their held last values make the mean's tail flat at its best
+    # (0.70 0.75 0.75 0.80 0.80), which is no rise at the cap
+    flat = [_curve_row("gru", "1", [0.5, 0.9, 0.7, 0.8]), _curve_row("gru", "2", [0.9, 0.6, 0.8])]
+    (line,) = stopping_lines(config_groups(flat), settings)
+    assert "no configuration's mean validation accuracy over the seeds is best at epoch 5" in line
+    assert stopping_lines(config_groups(rows), None) == []  # no cap known (no configs.json)
+    # the same settings from the runs' logged params (rnnlab-report reads a sweep back from MLflow)
+    params = [{"trainer.max_epochs": "5", "callbacks.early_stopping.patience": "2"}] * 2
+    assert settings_from_params(params) == settings
+    assert settings_from_params([*params, {"trainer.max_epochs": "6"}]) is None

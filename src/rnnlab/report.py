@@ -18,6 +18,7 @@ from rnnlab.errors import ConfigError, exit_on_user_error
 from rnnlab.io import write_json
 from rnnlab.reporting.files import write_report
 from rnnlab.reporting.parent_run import attach_report
+from rnnlab.reporting.stopping import settings_from_params
 from rnnlab.reporting.sweep_runs import sweep_rows
 from rnnlab.tracking import runs
 
@@ -60,7 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     sweep = collect(parent, args.get("tracking_uri"))
     out = Path(args.get("out", f"reports/{parent}"))
     write_json(out / "runs.json", sweep)
-    written = write_report(out, args.get("title", f"Sweep {parent}"), sweep)
+    # the epoch cap and patience the runs logged: where they stop
+    client = runs.client(args.get("tracking_uri") or runs.tracking_uri())
+    stopping = settings_from_params([child.data.params for child in runs.child_runs(client, parent)])
+    written = write_report(out, args.get("title", f"Sweep {parent}"), sweep, stopping=stopping)
     view = attach_report(out, parent, json.loads(written["metrics"].read_text()), args.get("tracking_uri"))
     print(f"report: {written['html']} and {written['markdown']} ({len(sweep['runs'])} runs), also on the "
           f"parent run {parent}; its runs by configuration in the MLflow UI: <server>/{view}")

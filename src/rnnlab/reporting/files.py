@@ -14,11 +14,13 @@ from rnnlab.reporting.tuning import tune, tuning_table
 WALL_TIME_FIGURES = ("cost",)  # drawn from wall times: in report.html only
 
 
-def write_report(out_dir: str | Path, title: str, sweep: dict, tuned: dict | None = None) -> dict[str, Path]:
+def write_report(out_dir: str | Path, title: str, sweep: dict, tuned: dict | None = None,
+                 stopping: dict | None = None) -> dict[str, Path]:
     """report.md, report.html (self-contained: images inlined), figures/*.png, curves/<configuration>.csv (the
     learning curves as data, for `dvc plots`) and metrics.json in out_dir. All but report.html repeat byte for
     byte when the runs' metrics do; wall-time figures go to report.html only. `tuned` ({config key: its untuned
-    default}): each configuration is reported at its chosen setting of those keys (reporting/tuning.py)."""
+    default}): each configuration is reported at its chosen setting of those keys (reporting/tuning.py); `stopping`:
+    the study's epoch cap and patience, for where its runs stop (reporting/stopping.py)."""
     out = Path(out_dir)
     rows, tuning = sweep["runs"], None
     if tuned:
@@ -40,10 +42,11 @@ def write_report(out_dir: str | Path, title: str, sweep: dict, tuned: dict | Non
         with atomic_file(out / "curves" / f"{key}.csv") as handle:
             handle.write(table)
     markdown = report_markdown(title, rows, {caption: f"figures/{name}.png"
-                                             for name, (caption, _) in repeatable.items()}, sweep_machine(rows), tuning)
+                                             for name, (caption, _) in repeatable.items()}, sweep_machine(rows), tuning,
+                               stopping)
     with atomic_file(out / "report.md") as handle:
         handle.write(markdown)
     with atomic_file(out / "report.html") as handle:
-        handle.write(report_html(title, rows, groups, figures, sweep, tuning))
+        handle.write(report_html(title, rows, groups, figures, sweep, tuning, stopping))
     write_json(out / "metrics.json", dvc_metrics(rows))
     return {"markdown": out / "report.md", "html": out / "report.html", "metrics": out / "metrics.json"}

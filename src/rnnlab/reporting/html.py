@@ -32,7 +32,7 @@ img { max-width: 100%; } p.note { color: #555; font-size: 13px; } code { backgro
 
 
 def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[str, tuple[str, bytes]],
-                sweep: dict | None = None, tuning: dict | None = None) -> str:
+                sweep: dict | None = None, tuning: dict | None = None, stopping: dict | None = None) -> str:
     """The page: report.md's content plus what differs between reruns (wall times, MLflow run ids)."""
     sweep = sweep or {}
     tuned = [f"<p>{_inline(tuning['intro'])}</p>", _table(tuning["header"], tuning["body"])] if tuning else []
@@ -40,7 +40,7 @@ def report_html(title: str, rows: list[dict], groups: list[dict], figures: dict[
     for view, members in sizing_views(rows):
         view_groups = groups if not view else config_groups(members)
         sections += [f"<h2>{html.escape(view or 'Configurations')}</h2>", *_group_table(view_groups),
-                     _summary(members, view_groups)]
+                     _summary(members, view_groups, stopping)]
     scale = melody_scale(rows)
     sections += [f"<p>{_inline(scale)}</p>"] if scale else []
     runs = ["<table>", "<tr><th>run</th><th>seed</th><th>status</th><th>MLflow run id</th></tr>"]
@@ -78,9 +78,9 @@ def _group_table(groups: list[dict]) -> list[str]:
     return table
 
 
-def _summary(rows: list[dict], groups: list[dict]) -> str:
+def _summary(rows: list[dict], groups: list[dict], stopping: dict | None = None) -> str:
     """The sentences, and the lecture's sentences' probabilities when the runs labelled them."""
-    summary = "".join(f"<p>{_inline(line)}</p>" for line in summary_lines(rows, groups, links=True))
+    summary = "".join(f"<p>{_inline(line)}</p>" for line in summary_lines(rows, groups, links=True, stopping=stopping))
     probe = examples_table(groups)
     if probe:
         summary += (f"<p>{_inline(probe['intro'])}</p><table><tr>"

@@ -19,6 +19,7 @@ from rnnlab.reporting.statistics import (
     selected_column,
     significance,
 )
+from rnnlab.reporting.stopping import stopping_lines
 from rnnlab.reporting.views import sizing_views
 
 
@@ -93,8 +94,9 @@ def sweep_machine(rows: list[dict]) -> dict | None:
     return dict(found.pop()) if len(found) == 1 and rows and rows[0].get("machine") else None
 
 
-def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> list[str]:
-    """The report's sentences; `links`: with MLflow run ids and wall-time comparisons (report.html)."""
+def summary_lines(rows: list[dict], groups: list[dict], links: bool = False, stopping: dict | None = None) -> list[str]:
+    """The report's sentences; `links`: with MLflow run ids and wall-time comparisons (report.html); `stopping`:
+    the study's epoch cap and patience (reporting/stopping.py), for where its runs stop."""
     lines = []
     chosen = chosen_run(rows, groups)
     if chosen:  # chosen without the test split, as the registry's `@best` is: no single run picked by its test score
@@ -113,6 +115,7 @@ def summary_lines(rows: list[dict], groups: list[dict], links: bool = False) -> 
     if comparison:
         lines.append(comparison)
     lines += depth_lines(groups, wall_times=links)
+    lines += stopping_lines(groups, stopping)
     failed = [r["run_name"] for r in rows if r["status"] != "FINISHED"]
     if failed:
         lines.append(f"Runs not finished: {', '.join(failed)}.")
@@ -168,15 +171,16 @@ def examples_lines(groups: list[dict]) -> list[str]:
 
 
 def report_markdown(title: str, rows: list[dict], figures: dict[str, str] | None = None,
-                    machine: dict | None = None, tuning: dict | None = None) -> str:
+                    machine: dict | None = None, tuning: dict | None = None, stopping: dict | None = None) -> str:
     """The report as Markdown, the same bytes on every rerun (no run ids, no wall times); `figures` maps a caption
-    to an image path relative to the report; `tuning`: the tuning section (reporting/tuning.py), if tuned."""
+    to an image path relative to the report; `tuning`: the tuning section (reporting/tuning.py), if tuned;
+    `stopping`: the study's epoch cap and patience (reporting/stopping.py)."""
     parts = [f"# {title}", ""]
     for view, members in sizing_views(rows):
         groups = config_groups(members)
         header, body = group_table(groups)
         parts += ([f"## {view}", ""] if view else []) + [markdown_table(header, body), ""]
-        parts += [line + "\n" for line in summary_lines(members, groups)]
+        parts += [line + "\n" for line in summary_lines(members, groups, stopping=stopping)]
         parts += [line + "\n" for line in examples_lines(groups)]
     scale = melody_scale(rows)
     if scale:
