@@ -181,6 +181,30 @@ def test_tuning_says_when_the_budget_was_not_equal_and_refuses_keys_the_sweep_di
         tune(_tuned_rows(), {"optimizer.weight_decay": 0.0})
 
 
+def test_tuning_says_how_often_the_choice_is_the_edge_of_the_grid():
+    """Three learning rates: validation prefers the lowest for the rnn and the gru and the middle one for the lstm,
+    so the report says the lowest edge was chosen for 2 of 3 and that a lower value would tell."""
+    from rnnlab.reporting.tuning import tune, tuning_table
+
+    val = {"rnn": [0.70, 0.65, 0.60], "lstm": [0.70, 0.75, 0.72], "gru": [0.80, 0.78, 0.70]}
+    rows = []
+    for cell, scores in val.items():
+        for lr, score in zip(("0.0003", "0.001", "0.003"), scores, strict=True):
+            for seed in ("1", "2"):
+                row = _row("classify", cell, seed=seed, best_val_acc=score, test_acc=score)
+                row["config"] = {**row["config"], "optimizer.lr": lr}
+                rows.append(row)
+    _, summary = tune(rows, {"optimizer.lr": 0.001})
+    assert [entry["edges"] for entry in summary["families"]] == [{"optimizer.lr": "lowest"}, {},
+                                                                   {"optimizer.lr": "lowest"}]
+    assert ("The chosen `optimizer.lr` is the lowest value tried for 2 and the highest for 0 of the 3 "
+            "configurations: the grid may not bracket the optimum; a value below it, tried for every configuration, "
+            "would tell.") in tuning_table(summary)["intro"]
+    # two values tried are no grid with an inside: nothing is said
+    _, two = tune([r for r in rows if r["config"]["optimizer.lr"] != "0.003"], {"optimizer.lr": 0.001})
+    assert "The chosen `optimizer.lr`" not in tuning_table(two)["intro"]
+
+
 def test_a_study_at_equal_hidden_size_and_at_equal_parameters_is_compared_within_each_sizing(tmp_path):
     """Runs that differ in model.param_budget are two views: one table and its sentences each, never one ranking
     across them; at equal parameters the table says which hidden size each configuration got."""

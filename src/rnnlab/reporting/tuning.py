@@ -57,6 +57,7 @@ def tune(rows: list[dict], tuned: dict) -> tuple[list[dict], dict]:
         untuned = [runs_ for s, runs_ in family["settings"].items()
                    if all(_same(value, labels[label]) for label, value in s)]
         summary.append({"config": family["config"], "tried": len(family["settings"]), "chosen": dict(setting),
+                        "edges": _edges(setting, family["settings"]),
                         "val": _mean_ci(runs, val_key), "test": _mean_ci(runs, test_key),
                         "untuned_test": _mean_ci(untuned[0], test_key) if untuned else None,
                         "untuned_val": _mean_ci(untuned[0], val_key) if untuned else None})
@@ -66,6 +67,36 @@ def tune(rows: list[dict], tuned: dict) -> tuple[list[dict], dict]:
     tried = {entry["tried"] for entry in summary}
     return chosen_rows, {"families": summary, "keys": list(labels), "defaults": labels, "val_key": val_key,
                          "test_key": test_key, "settings": max(tried, default=0), "equal_budget": len(tried) <= 1}
+
+
+def _edges(chosen: tuple, settings: dict) -> dict[str, str]:
+    """For each tuned key with 3 or more numeric values tried: "lowest" or "highest" where the chosen value is the
+    grid's edge (the optimum may lie beyond it)."""
+    edges = {}
+    for position, (label, value) in enumerate(chosen):
+        tried = {number(str(setting[position][1])) for setting in settings}
+        if len(tried) < 3 or not all(is_number(v) for v in tried):
+            continue
+        if number(str(value)) in (min(tried), max(tried)):
+            edges[label] = "lowest" if number(str(value)) == min(tried) else "highest"
+    return edges
+
+
+def _edge_sentence(summary: dict) -> str:
+    """How often the chosen value of each tuned key is the grid's edge, and what to do when it mostly is."""
+    sentences, total = [], len(summary["families"])
+    for key in summary["keys"]:
+        counts = {side: sum(e["edges"].get(key) == side for e in summary["families"]) for side in ("lowest", "highest")}
+        if not any(counts.values()):
+            continue
+        sentence = (f" The chosen `{key}` is the lowest value tried for {counts['lowest']} and the highest for "
+                    f"{counts['highest']} of the {total} configurations")
+        side = max(counts, key=counts.get)
+        if counts[side] * 2 > total:
+            sentence += (f": the grid may not bracket the optimum; a value {'below' if side == 'lowest' else 'above'} "
+                         "it, tried for every configuration, would tell")
+        sentences.append(sentence + ".")
+    return "".join(sentences)
 
 
 def _values(runs: list[dict], key: str) -> list[float]:
@@ -104,6 +135,6 @@ def tuning_table(summary: dict) -> dict | None:
               "(runs failed or the sweep was cut short), so the comparison favours those that tried more")
     return {"intro": f"Tuning: {budget}; each configuration is reported at the setting with the best mean selected "
                      "validation score over its seeds (the test split plays no part in the choice), and the tables, "
-                     "tests and figures compare the configurations at their chosen settings. Chosen settings, and "
-                     "the untuned result (the shared default) beside them:",
+                     f"tests and figures compare the configurations at their chosen settings.{_edge_sentence(summary)}"
+                     " Chosen settings, and the untuned result (the shared default) beside them:",
             "header": header, "body": body}
