@@ -259,6 +259,7 @@ def test_report_of_a_real_sweep_with_seeds_from_a_sqlite_store(tiny_project, tmp
     assert '"movie was good"' in markdown and "log-odds of positive against negative in the train split" in markdown
     page = (out / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
+    assert "Where the runs stop (2 epochs, no early stopping): " in page  # the page says what report.md says
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
     # figures/ and report.md repeat byte for byte on a rerun: the wall-time figure (cost) is in the page only
